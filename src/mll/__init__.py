@@ -1,0 +1,1 @@
+"""mll: Model Label Learning."""

@@ -1,0 +1,55 @@
+"""One exception hierarchy for every user-facing error in mll.
+
+The CLI turns any :class:`MLLError` into a one-line message and exit code 2; everything else is a
+bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class MLLError(Exception):
+    """Base class of the errors a user can cause and fix."""
+
+
+class InvalidParameterError(MLLError, ValueError, TypeError):
+    """A parameter or input has the wrong value or type."""
+
+
+class UnknownNameError(MLLError, KeyError):
+    """A name (model, node, method, term) that does not exist; carries close matches."""
+
+    def __init__(self, kind: str, name: str, choices: Iterable[str] = (), hint: str = "") -> None:
+        self.kind, self.name = kind, name
+        self.suggestions = difflib.get_close_matches(name, list(choices), n=5, cutoff=0.6)
+        msg = f"unknown {kind} {name!r}"
+        if self.suggestions:
+            msg += "; did you mean " + ", ".join(repr(s) for s in self.suggestions) + "?"
+        if hint:
+            msg += f" ({hint})"
+        super().__init__(msg)
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0])
+
+
+class NotFittedError(MLLError, ValueError, AttributeError):
+    """An estimator-like object was used before ``fit``."""
+
+
+class StoreError(MLLError):
+    """The hub's database or artifact store cannot do what was asked."""
+
+
+class ArtifactIntegrityError(StoreError):
+    """A stored artifact does not match its content hash."""
+
+
+class UnsafeFormatError(InvalidParameterError):
+    """A model file would need pickle (arbitrary code) to load."""
+
+
+class MLLWarning(UserWarning):
+    """Warnings mll emits about inputs it can still handle."""

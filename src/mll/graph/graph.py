@@ -24,6 +24,13 @@ from . import wordnet
 
 logger = logging.getLogger(__name__)
 
+LEXNAMES = {3: "noun.Tops", 4: "noun.act", 5: "noun.animal", 6: "noun.artifact",
+            7: "noun.attribute", 8: "noun.body", 9: "noun.cognition", 10: "noun.communication",
+            11: "noun.event", 12: "noun.feeling", 13: "noun.food", 14: "noun.group",
+            15: "noun.location", 16: "noun.motive", 17: "noun.object", 18: "noun.person",
+            19: "noun.phenomenon", 20: "noun.plant", 21: "noun.possession", 22: "noun.process",
+            23: "noun.quantity", 24: "noun.relation", 25: "noun.shape", 26: "noun.state",
+            27: "noun.substance", 28: "noun.time"}
 _WNID = re.compile(r"^n\d{8}$")
 _SUFFIXES = (("ses", "s"), ("xes", "x"), ("zes", "z"), ("ches", "ch"), ("shes", "sh"),
              ("men", "man"), ("ies", "y"), ("s", ""))
@@ -36,6 +43,7 @@ class Node:
     wnid: str
     name: str
     synset: str
+    lexname: str
     lemmas: tuple[str, ...]
     definition: str
     depth: int
@@ -91,6 +99,7 @@ class SemanticGraph:
         self._lemmas = _Texts(arrays["lemma_blob"], arrays["lemma_off"])
         self._senses = arrays["sense"]
         self.depth = arrays["depth"]
+        self.lexfile = arrays["lexfile"]
         self._pptr, self._pidx = arrays["parent_ptr"], arrays["parent_idx"]
         self._cptr, self._cidx = arrays["child_ptr"], arrays["child_idx"]
         self.root = self.wnid(int(arrays["root"]))
@@ -103,6 +112,7 @@ class SemanticGraph:
         synsets = wordnet.read_data_noun(wn_dir / "data.noun")
         index = wordnet.read_index_noun(wn_dir / "index.noun")
         exceptions = wordnet.read_exceptions(wn_dir / "noun.exc")
+        tag_counts = wordnet.read_sense_counts(wn_dir / "index.sense")
         offsets = np.array(sorted(synsets), dtype=np.int64)
         pos = {int(o): i for i, o in enumerate(offsets)}
         n = len(offsets)
@@ -132,7 +142,9 @@ class SemanticGraph:
         lemma_keys = sorted(index)
         lemma_targets = [[pos[o] for o in index[k] if o in pos] for k in lemma_keys]
         exc_keys = sorted(exceptions)
+        lexfile = np.array([synsets[int(o)].lexfile for o in offsets], dtype=np.int8)
         arrays: dict[str, np.ndarray] = {"offsets": offsets, "depth": depth.astype(np.int16),
+                                         "lexfile": lexfile,
                                          "sense": sense, "root": np.array(roots[0])}
         arrays["name_blob"], arrays["name_off"] = _pack_texts(names)
         arrays["def_blob"], arrays["def_off"] = _pack_texts(defs)
@@ -141,6 +153,8 @@ class SemanticGraph:
         arrays["child_ptr"], arrays["child_idx"] = _csr(children)
         arrays["lkey_blob"], arrays["lkey_off"] = _pack_texts(lemma_keys)
         arrays["ltgt_ptr"], arrays["ltgt_idx"] = _csr(lemma_targets)
+        arrays["ltgt_cnt"] = np.array([tag_counts.get((k, o), 0) for k in lemma_keys
+                                       for o in index[k] if o in pos], dtype=np.int32)
         arrays["exc_blob"], arrays["exc_off"] = _pack_texts(
             [k + "\t" + "|".join(exceptions[k]) for k in exc_keys])
         return cls(arrays, _content_hash(arrays))
@@ -220,6 +234,7 @@ class SemanticGraph:
     def node(self, wnid: str) -> Node:
         i = self.index(wnid)
         return Node(wnid=wnid, name=self._names[i], synset=self.synset_name(wnid),
+                    lexname=LEXNAMES.get(int(self.lexfile[i]), "noun.unknown"),
                     lemmas=tuple(self._lemmas[i].split("|")), definition=self._defs[i],
                     depth=int(self.depth[i]), parents=self.parents(wnid))
 
@@ -279,12 +294,15 @@ class SemanticGraph:
         return min(da[c] + db[c] for c in set(da) & set(db))
 
     def similarity(self, a: str, b: str) -> float:
-        """Wu-Palmer similarity: 2 depth(lca) / (depth(a) + depth(b) + 2), in (0, 1]."""
+        """Wu-Palmer similarity in (0, 1]: ``2 (d + 1) / (2 (d + 1) + hops_a + hops_b)``.
+
+        ``d`` is the depth of the common ancestor and the hops are counted up to it; the best
+        common ancestor wins. The matcher scores task coherence with the same formula.
+        """
         da, db = self.up_distances(a), self.up_distances(b)
-        common = set(da) & set(db)
-        lca_depth = max(int(self.depth[self.index(c)]) for c in common)
-        ia, ib = self.index(a), self.index(b)
-        return 2 * (lca_depth + 1) / (int(self.depth[ia]) + int(self.depth[ib]) + 2)
+        return max(2 * (int(self.depth[self.index(c)]) + 1)
+                   / (2 * (int(self.depth[self.index(c)]) + 1) + da[c] + db[c])
+                   for c in set(da) & set(db))
 
     def path_to_root(self, wnid: str) -> list[str]:
         """The shortest hypernym path from ``wnid`` up to the root (both included)."""
@@ -333,17 +351,46 @@ class SemanticGraph:
                 out.append(f)
         return out
 
+    def resolve(self, term: str) -> str:
+        """A wnid from a wnid, a synset name (``dog.n.01``) or a word (its first noun sense)."""
+        term = term.strip()
+        if not term:
+            raise InvalidParameterError("empty term; give a word, a synset name or a wnid")
+        if _WNID.match(term):
+            self.index(term)
+            return term
+        synset = re.match(r"^(.+)\.n\.(\d+)$", term)
+        if synset:
+            senses = self.lookup(synset.group(1))
+            rank = int(synset.group(2)) - 1
+            matches = [w for w in senses if self.synset_name(w) == term.lower()]
+            if matches:
+                return matches[0]
+            if 0 <= rank < len(senses):
+                return senses[rank]
+        senses = self.lookup(term)
+        if senses:
+            return senses[0]
+        raise UnknownNameError("word", term, self._close_keys(term),
+                               hint="try 'mll graph match' for free text")
+
+    def _close_keys(self, term: str) -> list[str]:
+        key = term.lower().replace(" ", "_")
+        return [k for k in self._lemma_index if k[:1] == key[:1] and abs(len(k) - len(key)) < 4]
+
     def lookup(self, word: str) -> list[str]:
         """Synsets whose lemma is ``word`` (any inflection), in WordNet's sense order."""
-        ptr, idx = self._a["ltgt_ptr"], self._a["ltgt_idx"]
-        out: list[str] = []
+        return [w for w, _ in self.lookup_counts(word)]
+
+    def lookup_counts(self, word: str) -> list[tuple[str, int]]:
+        """Like :meth:`lookup`, with each sense's tag count in the semantic concordance."""
+        ptr, idx, cnt = self._a["ltgt_ptr"], self._a["ltgt_idx"], self._a["ltgt_cnt"]
+        out: dict[str, int] = {}
         for form in self.base_forms(word):
             k = self._lemma_index[form]
-            for j in idx[ptr[k]: ptr[k + 1]]:
-                w = self.wnid(int(j))
-                if w not in out:
-                    out.append(w)
-        return out
+            for j in range(ptr[k], ptr[k + 1]):
+                out.setdefault(self.wnid(int(idx[j])), int(cnt[j]))
+        return list(out.items())
 
 
 def _min_depth(children: list[list[int]], root: int, n: int) -> np.ndarray:

@@ -19,6 +19,7 @@ PARENT_POINTERS = ("@", "@i")  # hypernym, instance hypernym
 @dataclass
 class Synset:
     offset: int
+    lexfile: int
     lemmas: list[str]
     definition: str
     parents: list[int] = field(default_factory=list)
@@ -61,7 +62,7 @@ def read_data_noun(path: Path) -> dict[int, Synset]:
                 sym, target, pos = tok[i + 1 + 4 * j: i + 4 + 4 * j]
                 if sym in PARENT_POINTERS and pos == "n":
                     parents.append(int(target))
-            synsets[offset] = Synset(offset, lemmas, _clean_gloss(gloss), sorted(set(parents)))
+            synsets[offset] = Synset(offset, int(tok[1]), lemmas, _clean_gloss(gloss), sorted(set(parents)))
     return synsets
 
 
@@ -88,3 +89,16 @@ def read_exceptions(path: Path) -> dict[str, list[str]]:
                 if len(tok) >= 2:
                     exc.setdefault(tok[0], []).extend(tok[1:])
     return exc
+
+
+def read_sense_counts(path: Path) -> dict[tuple[str, int], int]:
+    """(lemma, noun offset) -> semantic-concordance tag count, from ``index.sense`` (0 if absent)."""
+    counts: dict[tuple[str, int], int] = {}
+    if path.is_file():
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                key, offset, _, tag_cnt = line.split()
+                lemma, _, rest = key.partition("%")
+                if rest.startswith("1:"):
+                    counts[(lemma, int(offset))] = int(tag_cnt)
+    return counts

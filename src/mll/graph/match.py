@@ -1,0 +1,219 @@
+"""Match free-text class names to graph nodes.
+
+A term's candidates come from two sources: WordNet lemma look-up (after normalising case,
+separators, camelCase and inflection) and embedding similarity between the term and every node
+caption. Candidates are then scored on five pieces of evidence: the lexical hit, WordNet's sense
+order, caption similarity, a prior for depictable concepts, and agreement with the rest of the task
+(the deepest ancestor a candidate shares with the other terms' candidates, and the domain words).
+That last part is what turns "mouse" into the rodent among "rat, hamster" and into the device among
+"keyboard, monitor".
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .._io import atomic_path
+from ..config import HubPaths, resolve_hub
+from ..errors import InvalidParameterError
+from ..text import DEFAULT_ENCODER, EmbeddingCache, get_text_encoder
+from .graph import SemanticGraph
+
+logger = logging.getLogger(__name__)
+
+# Lexicographer files whose synsets can be pictured (animals, artifacts, food, objects ...).
+VISUAL_LEXFILES = frozenset({5, 6, 8, 13, 17, 18, 19, 20, 25, 27})
+WEIGHTS = {"lexical": 0.38, "sense": 0.08, "caption": 0.22, "visual": 0.08, "context": 0.24,
+           "domain": 0.10}
+EMBEDDING_POOL = 8  # nearest captions added to each term's candidates
+PRELIMINARY = 3  # candidates per term that vote on the others' context
+VOTE_TEMPERATURE = 0.05  # a vote counts exp(-(gap to the term's best candidate) / T)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A node proposed for a term, with its score in [0, 1] and the evidence behind it."""
+
+    wnid: str
+    name: str
+    score: float
+    lexical: bool
+    evidence: dict[str, float]
+
+
+def split_words(term: str) -> str:
+    """Lower-case words of a class name: camelCase, underscores and extra spaces undone."""
+    term = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", term.strip())
+    term = re.sub(r"(?<=[A-Z])(?=[A-Z][a-z])", " ", term)
+    return re.sub(r"[\s_]+", " ", term).strip().lower()
+
+
+def term_forms(term: str) -> list[tuple[str, float]]:
+    """Look-up forms of a term with how strongly a hit on each speaks for the whole term."""
+    base = split_words(term)
+    forms: dict[str, float] = {}
+
+    def add(form: str, weight: float) -> None:
+        form = form.strip(" -.,")
+        if form and forms.get(form, 0.0) < weight:
+            forms[form] = weight
+
+    add(base, 1.0)
+    add(base.replace("-", " "), 1.0)
+    add(base.replace("-", ""), 0.95)
+    add(base.replace(" ", ""), 0.9)
+    parts = [p for p in re.split(r"\s*(?:/|,|&|\bor\b|\band\b)\s*", base) if p]
+    if len(parts) > 1:
+        for p in parts:
+            add(p, 0.9)
+            add(p.replace("-", " "), 0.9)
+    for p in parts:
+        words = p.replace("-", " ").split()
+        if len(words) > 1:
+            add(words[-1], 0.55)  # the head noun: "ankle boot" is a boot
+            add(" ".join(words[-2:]), 0.7)
+    return list(forms.items())
+
+
+class Matcher:
+    """Ranks graph nodes for class names; ``for_hub`` wires the hub's graph and caches."""
+
+    def __init__(self, graph: SemanticGraph, embeddings: EmbeddingCache,
+                 caption_matrix: np.ndarray) -> None:
+        if caption_matrix.shape[0] != len(graph):
+            raise InvalidParameterError("caption matrix does not match the graph's node count")
+        self.graph, self.embeddings = graph, embeddings
+        self.captions = caption_matrix
+
+    @classmethod
+    def for_hub(cls, hub: str | Path | None = None, encoder: str = DEFAULT_ENCODER) -> Matcher:
+        from . import open_graph
+
+        paths = HubPaths(resolve_hub(hub))
+        graph = open_graph(paths.root)
+        cache = EmbeddingCache(paths.cache / "text.sqlite", get_text_encoder(encoder))
+        return cls(graph, cache, caption_matrix(graph, cache, paths.graph))
+
+    # -- public ---------------------------------------------------------------------------------
+    def match(self, terms: Sequence[str], context: Sequence[str] = (), domain: str = "",
+              top: int = 5) -> list[list[Candidate]]:
+        """Ranked candidates per term; every term is context for the others."""
+        terms = list(terms)
+        for t in terms:
+            if not isinstance(t, str) or not split_words(t):
+                raise InvalidParameterError(f"empty class name in {terms!r}; give a word or phrase")
+        extra = [c for c in context if split_words(c)]
+        all_terms = terms + extra
+        term_vecs = self.embeddings.encode([split_words(t) for t in all_terms])
+        dom_vec = self.embeddings.encode([domain])[0] if domain.strip() else None
+        pools = [self._pool(t, v) for t, v in zip(all_terms, term_vecs, strict=True)]
+        base = [self._base_scores(pool, dom_vec) for pool in pools]
+        context_scores = self._context(pools, base) if len(all_terms) > 1 else None
+        ranked = []
+        for ti in range(len(terms)):
+            cands = []
+            for wnid, ev in pools[ti].items():
+                ev = dict(ev, **base[ti][wnid])
+                if context_scores is not None:
+                    ev["context"] = context_scores[ti][wnid]
+                if dom_vec is None:
+                    ev.pop("domain", None)
+                used = {k: WEIGHTS[k] for k in ev if k in WEIGHTS}
+                score = sum(WEIGHTS[k] * ev[k] for k in used) / sum(used.values())
+                cands.append(Candidate(wnid, self.graph.name(wnid), round(float(score), 4),
+                                       ev["lexical"] > 0, {k: round(float(v), 4) for k, v in ev.items()}))
+            cands.sort(key=lambda c: (-c.score, c.wnid))
+            ranked.append(cands[:top])
+        return ranked
+
+    def best(self, term: str, context: Sequence[str] = (), domain: str = "") -> Candidate:
+        return self.match([term], context=context, domain=domain, top=1)[0][0]
+
+    # -- evidence -------------------------------------------------------------------------------
+    def _pool(self, term: str, vec: np.ndarray) -> dict[str, dict[str, float]]:
+        """Candidates with their lexical evidence and caption similarity."""
+        pool: dict[str, dict[str, float]] = {}
+        for form, weight in term_forms(term):
+            senses = self.graph.lookup_counts(form)
+            top_count = max((c for _, c in senses), default=0)
+            for rank, (wnid, count) in enumerate(senses):
+                # WordNet's sense order, sharpened by how often the sense was tagged in text
+                prior = 0.5 / (1.0 + rank) + 0.5 * (count + 1.0) / (top_count + 1.0)
+                ev = pool.setdefault(wnid, {"lexical": 0.0, "sense": 0.0})
+                if (weight, prior) > (ev["lexical"], ev["sense"]):
+                    ev["lexical"], ev["sense"] = weight, prior
+        sims = self.captions @ vec.astype(np.float16)
+        for i in np.argpartition(-sims, EMBEDDING_POOL)[:EMBEDDING_POOL]:
+            pool.setdefault(self.graph.wnid(int(i)), {"lexical": 0.0, "sense": 0.0})
+        for wnid, ev in pool.items():
+            ev["caption"] = max(0.0, float(sims[self.graph.index(wnid)]))
+        return pool
+
+    def _base_scores(self, pool: dict[str, dict[str, float]],
+                     dom_vec: np.ndarray | None) -> dict[str, dict[str, float]]:
+        out = {}
+        for wnid in pool:
+            i = self.graph.index(wnid)
+            ev = {"visual": 1.0 if int(self.graph.lexfile[i]) in VISUAL_LEXFILES else 0.0}
+            if dom_vec is not None:
+                ev["domain"] = max(0.0, float(self.captions[i].astype(np.float32) @ dom_vec))
+            out[wnid] = ev
+        return out
+
+    def _context(self, pools: list[dict[str, dict[str, float]]],
+                 base: list[dict[str, dict[str, float]]]) -> list[dict[str, float]]:
+        """Per candidate: mean over the other terms of its best Wu-Palmer-style closeness to them.
+
+        Each term votes with its few strongest candidates, weighted by their context-free score;
+        closeness through ancestor ``a`` is ``2 (d_a + 1) / (2 (d_a + 1) + hops up from either side)``.
+        """
+        ups: dict[str, dict[str, int]] = {}
+        votes: dict[str, dict[int, list[tuple[float, int]]]] = defaultdict(lambda: defaultdict(list))
+        for ti, pool in enumerate(pools):
+            prelim = sorted(pool, key=lambda w: -self._prelim(pool[w], base[ti][w]))[:PRELIMINARY]
+            top_score = self._prelim(pool[prelim[0]], base[ti][prelim[0]])
+            for w in prelim:
+                gap = top_score - self._prelim(pool[w], base[ti][w])
+                weight = float(np.exp(-gap / VOTE_TEMPERATURE))
+                for anc, hops in ups.setdefault(w, self.graph.up_distances(w)).items():
+                    votes[anc][ti].append((weight, hops))
+        others = len(pools) - 1
+        result = []
+        for ti, pool in enumerate(pools):
+            scores = {}
+            for w in pool:
+                best: dict[int, float] = {}
+                for anc, hops in ups.setdefault(w, self.graph.up_distances(w)).items():
+                    d = 2.0 * (float(self.graph.depth[self.graph.index(anc)]) + 1.0)
+                    for tj, cands in votes.get(anc, {}).items():
+                        if tj != ti:
+                            val = max(wt * d / (d + hops + h) for wt, h in cands)
+                            best[tj] = max(best.get(tj, 0.0), val)
+                scores[w] = sum(best.values()) / others
+            result.append(scores)
+        return result
+
+    @staticmethod
+    def _prelim(ev: dict[str, float], base: dict[str, float]) -> float:
+        return (WEIGHTS["lexical"] * ev["lexical"] + WEIGHTS["sense"] * ev["sense"]
+                + WEIGHTS["caption"] * ev["caption"] + WEIGHTS["visual"] * base["visual"])
+
+
+def caption_matrix(graph: SemanticGraph, cache: EmbeddingCache, directory: Path) -> np.ndarray:
+    """Every node caption embedded (float16, rows in graph order), built once per graph+encoder."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", cache.id).strip("-")
+    dest = directory / f"captions-{graph.version[:16]}-{slug}.npy"
+    if dest.is_file():
+        return np.load(dest, mmap_mode="r")
+    matrix = cache.encode(graph.captions()).astype(np.float16)
+    with atomic_path(dest) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, matrix)
+    return np.load(dest, mmap_mode="r")

@@ -1,0 +1,349 @@
+"""The hub's metadata store: SQLAlchemy 2 typed ORM over SQLite (default) or any URL.
+
+The schema is versioned with Alembic from the first release; opening a store upgrades it to the
+newest revision under a lock, so two processes opening a fresh hub at once do not race.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+    inspect,
+    select,
+    text,
+)
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    mapped_column,
+    relationship,
+    selectinload,
+)
+from sqlalchemy.pool import StaticPool
+
+from ..errors import StoreError
+from .spec import HeadClass, InputSpec, ModelInfo
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+LABEL_TABLE = "label_summaries"  # created by the labels stage's own migration
+_PG_LOCK_KEY = 0x6D6C6C  # "mll": advisory lock id for migrations on PostgreSQL
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ModelRow(Base):
+    __tablename__ = "models"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    content_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    family: Mapped[str] = mapped_column(String(40))
+    source: Mapped[str] = mapped_column(Text)
+    license: Mapped[str] = mapped_column(String(100))
+    n_params: Mapped[int] = mapped_column(BigInteger)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    input_size: Mapped[int] = mapped_column(Integer)
+    input_channels: Mapped[int] = mapped_column(Integer)
+    input_mean: Mapped[list[float]] = mapped_column(JSON)
+    input_std: Mapped[list[float]] = mapped_column(JSON)
+    backbone: Mapped[str | None] = mapped_column(String(80), index=True)
+    artifact_digest: Mapped[str] = mapped_column(String(64), index=True)
+    artifact_bytes: Mapped[int] = mapped_column(BigInteger)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    classes: Mapped[list[ClassRow]] = relationship(
+        order_by="ClassRow.idx", cascade="all, delete-orphan", passive_deletes=True)
+
+
+class ClassRow(Base):
+    __tablename__ = "model_classes"
+
+    model_id: Mapped[str] = mapped_column(String(16), ForeignKey("models.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    wnid: Mapped[str | None] = mapped_column(String(16), index=True)
+    score: Mapped[float | None] = mapped_column(Float)
+    confirmed: Mapped[bool] = mapped_column(Boolean)
+
+
+def version_locations() -> list[Path]:
+    """Every stage's migration directory (``mll/<stage>/migrations/versions``)."""
+    package = Path(__file__).resolve().parents[1]
+    return sorted(p for p in package.glob("*/migrations/versions") if p.is_dir())
+
+
+def _alembic_config(connection: Connection):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("path_separator", "os")
+    cfg.set_main_option("version_locations", os.pathsep.join(map(str, version_locations())))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def _sqlite_file(url: str) -> Path | None:
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite" or u.database in (None, "", ":memory:"):
+        return None
+    return Path(u.database)
+
+
+class Store:
+    """Model metadata behind one object: ``Store("sqlite:///hub/mll.db")``.
+
+    Reads use ordinary transactions; writes go through :meth:`write`, which on SQLite takes the
+    write lock up front (``BEGIN IMMEDIATE``) so concurrent writers queue instead of failing.
+    """
+
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
+        self.url = url
+        self._file = _sqlite_file(url)
+        self.engine = self._make_engine(url)
+        if migrate:
+            self.migrate()
+
+    # -- engine and migrations ------------------------------------------------------------------
+    def _make_engine(self, url: str) -> Engine:
+        if not url.startswith("sqlite"):
+            return create_engine(url, pool_pre_ping=True)
+        if self._file is not None:
+            self._file.parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, connect_args={"timeout": 120})
+        else:
+            engine = create_engine(url, connect_args={"check_same_thread": False},
+                                   poolclass=StaticPool)
+        _sqlite_events(engine, wal=self._file is not None)
+        return engine
+
+    def migrate(self) -> str:
+        """Upgrade the schema to the newest revision (a no-op when current); return it."""
+        from alembic import command
+
+        with self._migration_lock(), self.engine.begin() as conn:
+            if self.engine.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+            if self._current(conn) != self._heads():
+                logger.info("migrating %s", self.url)
+                command.upgrade(_alembic_config(conn), "heads")
+        return self.revision()
+
+    @contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        if self._file is None:
+            yield
+            return
+        with open(self._file.with_name(self._file.name + ".lock"), "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    @staticmethod
+    def _heads() -> set[str]:
+        from alembic.script import ScriptDirectory
+
+        return set(ScriptDirectory(str(MIGRATIONS),
+                                   version_locations=list(map(str, version_locations()))).get_heads())
+
+    @staticmethod
+    def _current(conn: Connection) -> set[str]:
+        if not inspect(conn).has_table("alembic_version"):
+            return set()
+        return {r[0] for r in conn.execute(text("SELECT version_num FROM alembic_version"))}
+
+    def revision(self) -> str:
+        """The applied revision(s), comma-separated."""
+        with self.engine.connect() as conn:
+            return ",".join(sorted(self._current(conn)))
+
+    # -- sessions -------------------------------------------------------------------------------
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """One write transaction; committed when the block succeeds, rolled back otherwise."""
+        engine = self.engine.execution_options(mll_write=True)
+        try:
+            with Session(engine, expire_on_commit=False) as session, session.begin():
+                yield session
+        except OperationalError as exc:
+            raise StoreError(f"database {self.url} refused a write: {exc.orig}") from exc
+
+    # -- models ---------------------------------------------------------------------------------
+    def insert(self, row: ModelRow, before_commit: Callable[[], None] | None = None) -> bool:
+        """Insert a model; False when a model with the same content hash is already there.
+
+        ``before_commit`` runs inside the transaction, after the row is flushed (the hub uses it to
+        make sure the artifact the row references is in place).
+        """
+        try:
+            with self.write() as s:
+                if s.scalar(select(ModelRow.id).where(ModelRow.content_hash == row.content_hash)):
+                    return False
+                s.add(row)
+                s.flush()
+                if before_commit is not None:
+                    before_commit()
+        except IntegrityError:
+            if self.find_hash(row.content_hash) is None:
+                raise StoreError(f"model id {row.id} collides with another model") from None
+            return False
+        return True
+
+    def find_hash(self, content_hash: str) -> str | None:
+        with self.read() as s:
+            return s.scalar(select(ModelRow.id).where(ModelRow.content_hash == content_hash))
+
+    def ids(self) -> list[str]:
+        with self.read() as s:
+            return list(s.scalars(select(ModelRow.id).order_by(ModelRow.created_at, ModelRow.id)))
+
+    def resolve(self, ref: str) -> str:
+        """A model id from a full id, an unambiguous id prefix (>= 4 chars) or a unique name."""
+        from ..errors import UnknownNameError
+
+        with self.read() as s:
+            if s.get(ModelRow, ref) is not None:
+                return ref
+            by_name = list(s.scalars(select(ModelRow.id).where(ModelRow.name == ref)))
+            by_prefix = (list(s.scalars(select(ModelRow.id).where(ModelRow.id.startswith(ref))))
+                         if len(ref) >= 4 else [])
+            names = list(s.scalars(select(ModelRow.name)))
+        found = by_name or by_prefix
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            raise StoreError(f"{ref!r} names {len(found)} models ({', '.join(sorted(found))}); "
+                             "use the id")
+        raise UnknownNameError("model", ref, names, hint="see 'mll hub list'")
+
+    def get(self, model_id: str) -> ModelInfo:
+        return self.infos([model_id])[0]
+
+    def infos(self, ids: list[str] | None = None) -> list[ModelInfo]:
+        """Model records (all, in the order added, or the given ids in that order)."""
+        query = select(ModelRow).options(selectinload(ModelRow.classes))
+        with self.read() as s:
+            if ids is not None:
+                rows = {r.id: r for r in s.scalars(query.where(ModelRow.id.in_(ids)))}
+                found = [rows[i] for i in ids if i in rows]
+            else:
+                found = list(s.scalars(query.order_by(ModelRow.created_at, ModelRow.id)))
+            labels = self._label_summaries(s, [r.id for r in found])
+        return [_info(r, labels.get(r.id)) for r in found]
+
+    def delete(self, model_id: str, on_orphan: Callable[[str], None] | None = None) -> bool:
+        """Delete a model; False if it is not there.
+
+        ``on_orphan(digest)`` runs inside the transaction when no other model references the
+        model's artifact, so an artifact is never removed under a concurrent add that reuses it.
+        """
+        with self.write() as s:
+            row = s.get(ModelRow, model_id)
+            if row is None:
+                return False
+            digest = row.artifact_digest
+            s.delete(row)
+            s.flush()
+            shared = s.scalar(select(ModelRow.id).where(ModelRow.artifact_digest == digest))
+            if not shared and on_orphan is not None:
+                on_orphan(digest)
+        return True
+
+    def referenced(self, digest: str) -> bool:
+        with self.read() as s:
+            return s.scalar(select(ModelRow.id).where(ModelRow.artifact_digest == digest)) is not None
+
+    def update_classes(self, model_id: str, classes: list[HeadClass]) -> None:
+        with self.write() as s:
+            row = s.get(ModelRow, model_id)
+            by_idx = {c.idx: c for c in row.classes}
+            for c in classes:
+                target = by_idx[c.index]
+                target.wnid, target.score, target.confirmed = c.wnid, c.score, c.confirmed
+
+    # -- labels (owned by the labels stage) -----------------------------------------------------
+    @staticmethod
+    def _label_summaries(s: Session, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Rows of the labels stage's summary table, when that stage has created it."""
+        conn = s.connection()
+        if not ids or not inspect(conn).has_table(LABEL_TABLE):
+            return {}
+        from sqlalchemy import MetaData, Table
+
+        table = Table(LABEL_TABLE, MetaData(), autoload_with=conn)
+        rows = conn.execute(select(table).where(table.c.model_id.in_(ids))).mappings()
+        return {r["model_id"]: {k: _plain(v) for k, v in r.items()} for r in rows}
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _info(row: ModelRow, label: dict[str, Any] | None) -> ModelInfo:
+    spec = InputSpec(row.input_size, row.input_channels, tuple(row.input_mean),
+                     tuple(row.input_std))
+    classes = tuple(HeadClass(c.idx, c.name, c.wnid, c.score, c.confirmed) for c in row.classes)
+    labelled = bool(label) and bool(label.get("complete", True))
+    return ModelInfo(id=row.id, name=row.name, kind=row.kind, family=row.family,
+                     source=row.source, license=row.license, n_params=row.n_params,
+                     latency_ms=row.latency_ms, input_spec=spec, backbone=row.backbone,
+                     content_hash=row.content_hash, artifact_digest=row.artifact_digest,
+                     artifact_bytes=row.artifact_bytes, config=row.config, metrics=row.metrics,
+                     created_at=_plain(row.created_at), classes=classes, labelled=labelled,
+                     labels=label)
+
+
+def _sqlite_events(engine: Engine, wal: bool) -> None:
+    """Foreign keys on, WAL for file databases, and explicit BEGIN (IMMEDIATE for writes)."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record) -> None:
+        dbapi_conn.isolation_level = None  # let the "begin" hook below emit BEGIN
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        if wal:
+            cur.execute("PRAGMA journal_mode=WAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get("mll_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")

@@ -1,0 +1,81 @@
+"""One-file model bundles: safetensors tensors plus JSON metadata in the safetensors header.
+
+Every family except ONNX stores its artifact this way, so an artifact is self-describing (family,
+config, classes, metrics) and loading it never runs code.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...errors import InvalidParameterError
+
+PREFIX = "mll."
+
+
+def save_bundle(path: Path, tensors: dict[str, np.ndarray], *, family: str,
+                config: dict[str, Any], classes: list[str] | None = None,
+                metrics: dict[str, Any] | None = None, files: dict[str, str] | None = None) -> Path:
+    """Write tensors and metadata; ``files`` carries small text files (tokenizer, configs)."""
+    from safetensors.numpy import save_file
+
+    meta = {f"{PREFIX}family": family, f"{PREFIX}config": json.dumps(config, sort_keys=True)}
+    if classes is not None:
+        meta[f"{PREFIX}classes"] = json.dumps(list(classes))
+    if metrics:
+        meta[f"{PREFIX}metrics"] = json.dumps(metrics, sort_keys=True)
+    for name, text in (files or {}).items():
+        meta[f"{PREFIX}file.{name}"] = text
+    arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    save_file(arrays, str(path), metadata=meta)
+    _canonicalise(path)
+    return path
+
+
+def _canonicalise(path: Path) -> None:
+    """Rewrite the header with sorted keys: the same tensors and metadata give the same bytes.
+
+    safetensors serialises its header from a hash map, so key order (and hence the file's content
+    hash, which is the model's identity) would otherwise vary between runs.
+    """
+    raw = path.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.dumps(json.loads(raw[8: 8 + n]), sort_keys=True, separators=(",", ":"))
+    header += " " * (-len(header) % 8)
+    path.write_bytes(len(header).to_bytes(8, "little") + header.encode() + raw[8 + n:])
+
+
+def read_meta(path: Path) -> dict[str, str]:
+    """The header metadata of a safetensors file; a clear error when it is not one."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError) as exc:
+        raise InvalidParameterError(f"{path.name} is not a valid safetensors file ({exc})") from None
+
+
+def bundle_info(meta: dict[str, str]) -> dict[str, Any]:
+    """Decoded ``family``, ``config``, ``classes``, ``metrics`` and ``files`` of a bundle header."""
+    def load(key: str, default: Any) -> Any:
+        return json.loads(meta[PREFIX + key]) if PREFIX + key in meta else default
+
+    files = {k[len(PREFIX) + 5:]: v for k, v in meta.items() if k.startswith(PREFIX + "file.")}
+    return {"family": meta.get(PREFIX + "family"), "config": load("config", {}),
+            "classes": load("classes", None), "metrics": load("metrics", {}), "files": files}
+
+
+def load_arrays(path: Path) -> dict[str, np.ndarray]:
+    """All tensors as numpy arrays; truncated or damaged files raise a clear error."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise InvalidParameterError(f"{path.name}: cannot read safetensors tensors ({exc})") from None

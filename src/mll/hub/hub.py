@@ -1,0 +1,409 @@
+"""The hub facade: add, list, load, map and remove models.
+
+``Hub.open(hub_dir)`` wires the metadata store (``<hub>/mll.db`` unless ``db`` or ``MLL_DB`` says
+otherwise), the artifact store (``<hub>/artifacts``) and the feature cache (``<hub>/cache/features``).
+Adding a model checks the upload (size, no pickle), packs it into one artifact, loads it back and
+runs it on probe images, maps its head classes to graph nodes, and only then stores the artifact
+and commits the row in one transaction; a failure at any step leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import HubPaths, resolve_db, resolve_hub
+from ..errors import InvalidParameterError, MLLWarning, UnknownNameError
+from .adapters import Adapter, Expert, Packed, families
+from .adapters.base import TextTowerMixin
+from .artifacts import ArtifactStore
+from .features import FeatureCache
+from .safety import DEFAULT_MAX_BYTES, check_upload
+from .spec import KINDS, HeadClass, ModelInfo
+from .store import ClassRow, ModelRow, Store
+
+logger = logging.getLogger(__name__)
+
+ID_LENGTH = 12
+_WNID = re.compile(r"^n\d{8}$")
+
+
+def read_classes(path: str | Path) -> list[tuple[str, str | None]]:
+    """A class file: one class per line, optionally ``name<TAB>wnid`` to pin its node.
+
+    Blank lines and lines starting with ``#`` are skipped.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidParameterError(f"classes file {path} does not exist")
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        name, _, wnid = line.partition("\t")
+        rows.append((name.strip(), wnid.strip() or None))
+    return rows
+
+
+def _class_rows(classes: str | Path | Sequence[str] | None) -> list[tuple[str, str | None]] | None:
+    if classes is None:
+        return None
+    if isinstance(classes, (str, Path)):
+        return read_classes(classes)
+    return [(c.partition("\t")[0].strip(), c.partition("\t")[2].strip() or None) for c in classes]
+
+
+def _check_class_names(rows: list[tuple[str, str | None]]) -> None:
+    names = [n for n, _ in rows]
+    if not names or any(not n for n in names):
+        raise InvalidParameterError("an expert needs a non-empty name for every class")
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise InvalidParameterError(f"duplicate class names {dup}; every head class needs its own")
+    bad = [w for _, w in rows if w is not None and not _WNID.match(w)]
+    if bad:
+        raise InvalidParameterError(f"pinned nodes must be wnids like n02084071, got {bad}")
+
+
+def probe_images() -> list[np.ndarray]:
+    """A few fixed images in both shapes the hub uses (gray 28x28, RGB), to exercise a model."""
+    rng = np.random.default_rng(0)
+    checker = ((np.indices((64, 64)).sum(axis=0) // 8) % 2 * 255).astype(np.uint8)
+    return [rng.integers(0, 256, (48, 48, 3), dtype=np.uint8),
+            np.tile(np.linspace(0, 255, 28, dtype=np.uint8), (28, 1)),
+            np.full((32, 40, 3), 255, dtype=np.uint8), np.stack([checker] * 3, axis=2)]
+
+
+def check_outputs(adapter: Adapter, n_classes: int | None) -> float:
+    """Run the model on the probe images; validate output shapes; return latency in ms/image."""
+    images = probe_images()
+    run = adapter.predict_proba if isinstance(adapter, Expert) else adapter.encode_images
+    first = run(images)
+    start = time.perf_counter()
+    run(images)
+    latency = 1000 * (time.perf_counter() - start) / len(images)
+    if isinstance(adapter, Expert):
+        _check_expert_outputs(first, n_classes)
+    else:
+        _check_vlm_outputs(adapter, first)
+    return round(latency, 3)
+
+
+def _check_expert_outputs(probs: np.ndarray, n_classes: int | None) -> None:
+    if probs.ndim != 2 or probs.shape[1] != n_classes:
+        raise InvalidParameterError(
+            f"the model outputs {probs.shape[1] if probs.ndim == 2 else probs.shape} scores per "
+            f"image but {n_classes} classes were declared")
+    if not np.all(np.isfinite(probs)) or not np.allclose(probs.sum(axis=1), 1, atol=1e-3):
+        raise InvalidParameterError("the model's probabilities are not finite or do not sum to 1 "
+                                    "(for an ONNX model ending in softmax pass outputs=probabilities)")
+
+
+def _check_vlm_outputs(vlm, image_emb: np.ndarray) -> None:
+    text_emb = vlm.encode_texts(["a photo of a dog", "a shoe"])
+    if image_emb.ndim != 2 or text_emb.ndim != 2 or image_emb.shape[1] != text_emb.shape[1]:
+        raise InvalidParameterError(f"image embeddings {image_emb.shape} and text embeddings "
+                                    f"{text_emb.shape} do not share one space")
+    for what, emb in (("image", image_emb), ("text", text_emb)):
+        if not np.all(np.isfinite(emb)) or not np.allclose(np.linalg.norm(emb, axis=1), 1,
+                                                           atol=1e-3):
+            raise InvalidParameterError(f"{what} embeddings are not finite unit vectors")
+
+
+def content_hash(digest: str, kind: str, family: str, config: dict[str, Any],
+                 classes: Sequence[str]) -> str:
+    """What identifies a model: its artifact, how it is rebuilt, and its head class names."""
+    doc = {"artifact": digest, "kind": kind, "family": family, "config": config,
+           "classes": list(classes)}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+class Hub:
+    """A model hub in one directory (plus a database URL)."""
+
+    def __init__(self, root: Path, store: Store) -> None:
+        self.root = root
+        self.paths = HubPaths(root)
+        self.store = store
+        self.artifacts = ArtifactStore(self.paths.artifacts)
+
+    @classmethod
+    def open(cls, hub: str | Path | None = None, db: str | None = None) -> Hub:
+        root = resolve_hub(hub)
+        return cls(root, Store(resolve_db(db, root)))
+
+    def close(self) -> None:
+        self.store.engine.dispose()
+
+    def __enter__(self) -> Hub:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @cached_property
+    def features(self) -> FeatureCache:
+        """The hub's shared backbone-feature cache."""
+        return FeatureCache(self.paths.cache / "features")
+
+    # -- queries --------------------------------------------------------------------------------
+    def list(self, kind: str | None = None, family: str | None = None) -> list[ModelInfo]:
+        """Models in the order they were added, optionally of one kind or family."""
+        if kind is not None and kind not in KINDS:
+            raise InvalidParameterError(f"kind must be one of {KINDS}, got {kind!r}")
+        return [m for m in self.store.infos() if kind in (None, m.kind)
+                and family in (None, m.family)]
+
+    def get(self, ref: str) -> ModelInfo:
+        """A model by id, id prefix or unique name."""
+        return self.store.get(self.store.resolve(ref))
+
+    def load(self, ref: str) -> Adapter:
+        """Rebuild a model's adapter from its verified artifact."""
+        info = self.get(ref)
+        path = self.artifacts.get(info.artifact_digest)
+        adapter = families.get(info.family).from_artifact(path, info.config,
+                                                           [c.name for c in info.classes])
+        adapter.id = info.id
+        if isinstance(adapter, Expert):
+            adapter.wnids = list(info.wnids)
+        if isinstance(adapter, TextTowerMixin):
+            from ..text import EmbeddingCache
+
+            adapter.text_encoder = EmbeddingCache(self.paths.cache / "text.sqlite",
+                                                  adapter.text_encoder)
+        return adapter
+
+    # -- add / remove ---------------------------------------------------------------------------
+    def add(self, model: Any, *, kind: str | None = None, family: str | None = None,
+            classes: str | Path | Sequence[str] | None = None, name: str | None = None,
+            source: str | None = None, license: str | None = None, domain: str = "",
+            options: Mapping[str, Any] | None = None,
+            max_bytes: int = DEFAULT_MAX_BYTES) -> ModelInfo:
+        """Validate, store and register a model; adding the same model again returns it.
+
+        ``model`` is a path (file or directory), a family-specific name (``efficientnet-lite0``
+        for the ``efficientnet-lite`` and ``conse`` families), a module of a registered
+        architecture, or an object with ``family`` and ``save(path)`` (``mll.hub.train``'s
+        results). ``classes`` is a class file or a list of names (``"name<TAB>wnid"`` pins a
+        node); ``domain`` words help match class names to nodes.
+        """
+        family = self._family(model, family)
+        cls = families.get(family)
+        if kind is not None and kind != cls.kind:
+            raise InvalidParameterError(f"family {family!r} holds {cls.kind}s, not {kind}s")
+        self.paths.root.mkdir(parents=True, exist_ok=True)
+        workdir = Path(tempfile.mkdtemp(prefix="add-", dir=self._tmp()))
+        try:
+            model = self._materialise(model, cls, workdir)
+            if isinstance(model, Path):
+                check_upload(model, max_bytes)
+            packed = cls.pack(model, dict(options or {}), workdir)
+            return self._register(cls, packed, _class_rows(classes), name=name, source=source,
+                                  license=license, domain=domain)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def remove(self, ref: str) -> ModelInfo:
+        """Delete a model's row, and its artifact when no other model shares it."""
+        info = self.get(ref)
+        self.store.delete(info.id, on_orphan=self.artifacts.delete)
+        return info
+
+    # -- class -> node mapping ------------------------------------------------------------------
+    def map(self, ref: str, *, assign: Mapping[str, str] | None = None,
+            confirm: Iterable[str] = (), confirm_all: bool = False, rematch: bool = False,
+            domain: str = "") -> ModelInfo:
+        """Review an expert's class -> node mapping.
+
+        ``assign`` sets nodes by hand (confirmed), ``confirm`` marks classes reviewed,
+        ``rematch`` re-runs the matcher on unconfirmed classes, ``confirm_all`` confirms every
+        mapped class. With no argument it only returns the current mapping.
+        """
+        info = self.get(ref)
+        if info.kind != "expert":
+            raise InvalidParameterError(f"{info.name} is a VLM; only experts have head classes")
+        by_name = {c.name: c for c in info.classes}
+        for cname in [*(assign or {}), *confirm]:
+            if cname not in by_name:
+                raise UnknownNameError("class", cname, by_name, hint=f"of model {info.id}")
+        self._check_wnids(list((assign or {}).values()))
+        if rematch:
+            by_name.update(self._rematch(info, domain))
+        for cname, wnid in (assign or {}).items():
+            by_name[cname] = HeadClass(by_name[cname].index, cname, wnid, None, True)
+        for cname in confirm:
+            by_name[cname] = _confirmed(by_name[cname])
+        if confirm_all:
+            by_name = {n: _confirmed(c) if c.wnid else c for n, c in by_name.items()}
+        self.store.update_classes(info.id, list(by_name.values()))
+        return self.store.get(info.id)
+
+    # -- internals ------------------------------------------------------------------------------
+    def _tmp(self) -> Path:
+        tmp = self.paths.root / "tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        return tmp
+
+    @staticmethod
+    def _family(model: Any, family: str | None) -> str:
+        if family:
+            families.get(family)
+            return family
+        inferred = getattr(model, "family", None) if hasattr(model, "save") else None
+        if inferred is None and hasattr(model, "mll_arch"):
+            inferred = "torch-safetensors"
+        if inferred is None and isinstance(model, (str, Path)):
+            inferred = {".onnx": "onnx", ".safetensors": "torch-safetensors"}.get(
+                Path(model).suffix.lower())
+        if inferred is None:
+            raise InvalidParameterError(
+                f"cannot tell the family of {model!r}; pass family= one of {families.list()}")
+        return inferred
+
+    @staticmethod
+    def _materialise(model: Any, cls: type[Adapter], workdir: Path) -> Any:
+        """Trained-model objects are saved to a bundle first; paths become ``Path``."""
+        if hasattr(model, "save") and hasattr(model, "family"):
+            return Path(model.save(workdir / "upload.safetensors"))
+        if isinstance(model, (str, Path)) and not cls.NAMED:
+            return Path(model).expanduser()
+        return model
+
+    def _register(self, cls: type[Adapter], packed: Packed,
+                  declared: list[tuple[str, str | None]] | None, *, name: str | None,
+                  source: str | None, license: str | None, domain: str) -> ModelInfo:
+        rows = self._resolve_classes(cls, packed, declared)
+        names = [n for n, _ in rows]
+        chash = content_hash(_sha256(packed.path), cls.kind, cls.family, packed.config, names)
+        if (existing := self.store.find_hash(chash)) is not None:
+            logger.info("model already in the hub as %s", existing)
+            return self.store.get(existing)
+        adapter = cls.from_artifact(packed.path, packed.config, names)
+        latency = check_outputs(adapter, len(names) if cls.kind == "expert" else None)
+        head = self._map_new(rows, domain) if rows else []
+        digest = self.artifacts.put_file(packed.path)
+        row = _model_row(chash, cls, packed, adapter, latency, digest,
+                         self.artifacts.size(digest), name=name, source=source, license=license)
+        row.classes = [ClassRow(idx=c.index, name=c.name, wnid=c.wnid, score=c.score,
+                                confirmed=c.confirmed) for c in head]
+        try:
+            inserted = self.store.insert(row, before_commit=lambda: self.artifacts.ensure(
+                digest, packed.path))
+        except BaseException:
+            if not self.store.referenced(digest):
+                self.artifacts.delete(digest)
+            raise
+        model_id = row.id if inserted else self.store.find_hash(chash)
+        return self.store.get(model_id)
+
+    @staticmethod
+    def _resolve_classes(cls: type[Adapter], packed: Packed,
+                         declared: list[tuple[str, str | None]] | None
+                         ) -> list[tuple[str, str | None]]:
+        if cls.kind == "vlm":
+            if declared:
+                raise InvalidParameterError("VLMs have no head classes; drop --classes")
+            return []
+        if declared is None:
+            if packed.classes is None:
+                raise InvalidParameterError("an expert needs its class names: pass classes= "
+                                            "(a file with one class per line)")
+            wnids = packed.wnids or (None,) * len(packed.classes)
+            declared = list(zip(packed.classes, wnids, strict=True))
+        elif packed.classes is not None and len(packed.classes) != len(declared):
+            raise InvalidParameterError(f"{len(declared)} classes given but the model file names "
+                                        f"{len(packed.classes)}")
+        _check_class_names(declared)
+        return declared
+
+    def _graph_ready(self) -> bool:
+        return (self.paths.graph / "current.json").is_file()
+
+    def _matcher(self):
+        from ..graph import Matcher
+
+        return Matcher.for_hub(self.root)
+
+    def _check_wnids(self, wnids: list[str]) -> None:
+        bad = [w for w in wnids if not _WNID.match(w)]
+        if bad:
+            raise InvalidParameterError(f"nodes must be wnids like n02084071, got {bad}")
+        if wnids and self._graph_ready():
+            from ..graph import open_graph
+
+            graph = open_graph(self.root, build=False)
+            unknown = [w for w in wnids if w not in graph]
+            if unknown:
+                raise InvalidParameterError(f"{unknown} are not nodes of the hub's graph")
+
+    def _map_new(self, rows: list[tuple[str, str | None]], domain: str) -> list[HeadClass]:
+        """Pinned nodes are confirmed; the rest are matched by text when the hub has a graph."""
+        self._check_wnids([w for _, w in rows if w is not None])
+        head = [HeadClass(i, n, w, 1.0 if w else None, w is not None)
+                for i, (n, w) in enumerate(rows)]
+        todo = [c for c in head if c.wnid is None]
+        if not todo:
+            return head
+        if not self._graph_ready():
+            warnings.warn(f"{len(todo)} classes left unmapped: the hub has no graph yet; run "
+                          "'mll graph build' and then 'mll hub map ID --rematch'", MLLWarning,
+                          stacklevel=3)
+            return head
+        matched = self._match(todo, [c.name for c in head if c.wnid is not None], domain)
+        return [matched.get(c.index, c) for c in head]
+
+    def _match(self, todo: list[HeadClass], context: list[str],
+               domain: str) -> dict[int, HeadClass]:
+        ranked = self._matcher().match([c.name for c in todo], context=context, domain=domain,
+                                       top=1)
+        return {c.index: HeadClass(c.index, c.name, cands[0].wnid if cands else None,
+                                   float(cands[0].score) if cands else None, False)
+                for c, cands in zip(todo, ranked, strict=True)}
+
+    def _rematch(self, info: ModelInfo, domain: str) -> dict[str, HeadClass]:
+        if not self._graph_ready():
+            raise InvalidParameterError("the hub has no graph to match against; run "
+                                        "'mll graph build' first")
+        todo = [c for c in info.classes if not c.confirmed]
+        if not todo:
+            return {}
+        context = [c.name for c in info.classes if c.confirmed]
+        return {c.name: c for c in self._match(todo, context, domain).values()}
+
+
+def _confirmed(c: HeadClass) -> HeadClass:
+    return HeadClass(c.index, c.name, c.wnid, c.score, True)
+
+
+def _sha256(path: Path) -> str:
+    from .._io import sha256_file
+
+    return sha256_file(path)
+
+
+def _model_row(chash: str, cls: type[Adapter], packed: Packed, adapter: Adapter,
+               latency: float, digest: str, size: int, *, name: str | None, source: str | None,
+               license: str | None) -> ModelRow:
+    spec = adapter.input_spec
+    return ModelRow(
+        id=chash[:ID_LENGTH], content_hash=chash, name=name or packed.name, kind=cls.kind,
+        family=cls.family, source=source if source is not None else packed.source,
+        license=license if license is not None else packed.license,
+        n_params=int(adapter.n_params), latency_ms=latency, input_size=spec.size,
+        input_channels=spec.channels, input_mean=list(spec.mean), input_std=list(spec.std),
+        backbone=adapter.backbone, artifact_digest=digest, artifact_bytes=size,
+        config=packed.config, metrics=packed.metrics, created_at=datetime.now(UTC))

@@ -28,12 +28,16 @@ from .graph import SemanticGraph
 
 logger = logging.getLogger(__name__)
 
-# Lexicographer files whose synsets can be pictured (animals, artifacts, food, objects ...).
-VISUAL_LEXFILES = frozenset({5, 6, 8, 13, 17, 18, 19, 20, 25, 27})
+# How readily a class name in an image task means a synset of each lexicographer file: animals,
+# artifacts, body parts, food, objects, plants, shapes, substances fully; people half (a person sense
+# is usually a metaphor competing with the animal: "tiger", "shrew", "boxer"); the rest not at all.
+VISUAL_LEXFILES = {5: 1.0, 6: 1.0, 8: 1.0, 13: 1.0, 17: 1.0, 19: 1.0, 20: 1.0, 25: 1.0, 27: 1.0,
+                   15: 0.5, 18: 0.5}
 WEIGHTS = {"lexical": 0.38, "sense": 0.08, "caption": 0.22, "visual": 0.08, "context": 0.24,
            "domain": 0.10}
 EMBEDDING_POOL = 8  # nearest captions added to each term's candidates
 PRELIMINARY = 3  # candidates per term that vote on the others' context
+NEIGHBOURS = 0.2  # share of the other terms a candidate must be close to (at least 3)
 VOTE_TEMPERATURE = 0.05  # a vote counts exp(-(gap to the term's best candidate) / T)
 
 
@@ -69,6 +73,7 @@ def term_forms(term: str) -> list[tuple[str, float]]:
     add(base.replace("-", " "), 1.0)
     add(base.replace("-", ""), 0.95)
     add(base.replace(" ", ""), 0.9)
+    add(base.replace(" ", "-"), 0.95)
     parts = [p for p in re.split(r"\s*(?:/|,|&|\bor\b|\band\b)\s*", base) if p]
     if len(parts) > 1:
         for p in parts:
@@ -90,7 +95,8 @@ class Matcher:
         if caption_matrix.shape[0] != len(graph):
             raise InvalidParameterError("caption matrix does not match the graph's node count")
         self.graph, self.embeddings = graph, embeddings
-        self.captions = caption_matrix
+        # float32 in memory: numpy has no fast float16 matrix product
+        self.captions = np.asarray(caption_matrix, dtype=np.float32)
 
     @classmethod
     def for_hub(cls, hub: str | Path | None = None, encoder: str = DEFAULT_ENCODER) -> Matcher:
@@ -113,7 +119,8 @@ class Matcher:
         all_terms = terms + extra
         term_vecs = self.embeddings.encode([split_words(t) for t in all_terms])
         dom_vec = self.embeddings.encode([domain])[0] if domain.strip() else None
-        pools = [self._pool(t, v) for t, v in zip(all_terms, term_vecs, strict=True)]
+        sims = self.captions @ term_vecs.T  # (nodes, terms) in one product
+        pools = [self._pool(t, sims[:, j]) for j, t in enumerate(all_terms)]
         base = [self._base_scores(pool, dom_vec) for pool in pools]
         context_scores = self._context(pools, base) if len(all_terms) > 1 else None
         ranked = []
@@ -137,7 +144,7 @@ class Matcher:
         return self.match([term], context=context, domain=domain, top=1)[0][0]
 
     # -- evidence -------------------------------------------------------------------------------
-    def _pool(self, term: str, vec: np.ndarray) -> dict[str, dict[str, float]]:
+    def _pool(self, term: str, sims: np.ndarray) -> dict[str, dict[str, float]]:
         """Candidates with their lexical evidence and caption similarity."""
         pool: dict[str, dict[str, float]] = {}
         for form, weight in term_forms(term):
@@ -149,7 +156,6 @@ class Matcher:
                 ev = pool.setdefault(wnid, {"lexical": 0.0, "sense": 0.0})
                 if (weight, prior) > (ev["lexical"], ev["sense"]):
                     ev["lexical"], ev["sense"] = weight, prior
-        sims = self.captions @ vec.astype(np.float16)
         for i in np.argpartition(-sims, EMBEDDING_POOL)[:EMBEDDING_POOL]:
             pool.setdefault(self.graph.wnid(int(i)), {"lexical": 0.0, "sense": 0.0})
         for wnid, ev in pool.items():
@@ -161,15 +167,15 @@ class Matcher:
         out = {}
         for wnid in pool:
             i = self.graph.index(wnid)
-            ev = {"visual": 1.0 if int(self.graph.lexfile[i]) in VISUAL_LEXFILES else 0.0}
+            ev = {"visual": VISUAL_LEXFILES.get(int(self.graph.lexfile[i]), 0.0)}
             if dom_vec is not None:
-                ev["domain"] = max(0.0, float(self.captions[i].astype(np.float32) @ dom_vec))
+                ev["domain"] = max(0.0, float(self.captions[i] @ dom_vec))
             out[wnid] = ev
         return out
 
     def _context(self, pools: list[dict[str, dict[str, float]]],
                  base: list[dict[str, dict[str, float]]]) -> list[dict[str, float]]:
-        """Per candidate: mean over the other terms of its best Wu-Palmer-style closeness to them.
+        """Per candidate: mean closeness to its nearest other terms (Wu-Palmer style).
 
         Each term votes with its few strongest candidates, weighted by their context-free score;
         closeness through ancestor ``a`` is ``2 (d_a + 1) / (2 (d_a + 1) + hops up from either side)``.
@@ -184,7 +190,7 @@ class Matcher:
                 weight = float(np.exp(-gap / VOTE_TEMPERATURE))
                 for anc, hops in ups.setdefault(w, self.graph.up_distances(w)).items():
                     votes[anc][ti].append((weight, hops))
-        others = len(pools) - 1
+        neighbours = max(min(3, len(pools) - 1), int(np.ceil(NEIGHBOURS * (len(pools) - 1))))
         result = []
         for ti, pool in enumerate(pools):
             scores = {}
@@ -196,7 +202,8 @@ class Matcher:
                         if tj != ti:
                             val = max(wt * d / (d + hops + h) for wt, h in cands)
                             best[tj] = max(best.get(tj, 0.0), val)
-                scores[w] = sum(best.values()) / others
+                nearest = sorted(best.values(), reverse=True)[:neighbours]
+                scores[w] = sum(nearest) / neighbours
             result.append(scores)
         return result
 

@@ -254,3 +254,28 @@ def train_lit(features: np.ndarray, captions: Sequence[str], *, backbone: str,
                        n_captions=len(texts), epochs=epochs, data_fraction=data_fraction,
                        seed=seed)
     return TrainedLiT(arrays, config, metrics, name or f"lit-{backbone}-{len(texts)}", texts)
+
+
+def train_lit_from_corpus(hub: str | Path | None, *, backbone: str = "efficientnet-lite0@224",
+                          role: str = "train", sources: Sequence[str] | None = None,
+                          wnids: Sequence[str] | None = None, epochs: int = 60,
+                          data_fraction: float = 1.0, holdout: float = 0.2, seed: int = 0,
+                          name: str | None = None) -> TrainedLiT:
+    """Train LiT on the corpus: each image paired with its node's caption (graph text)."""
+    from ..corpus import Corpus
+    from .features import FeatureCache
+
+    corpus = Corpus.open(hub)
+    records = corpus.records(role=role, source=sources, wnids=wnids)
+    if not records:
+        raise InvalidParameterError(f"the corpus has no {role!r} images for these filters")
+    graph = corpus.graph
+    captions = [graph.caption(r.wnid) for r in records]
+    feats = FeatureCache.for_hub(corpus.hub_dir).get(
+        backbone, keys=[r.image_id for r in records], load=corpus.load)
+    trained_on = (f"corpus {corpus.version[:12]} role={role}"
+                  + (f" sources={','.join(sources)}" if sources else "")
+                  + (f" concepts={len(set(r.wnid for r in records))}"))
+    return train_lit(feats, captions, backbone=backbone, epochs=epochs,
+                     data_fraction=data_fraction, holdout=holdout, seed=seed, name=name,
+                     trained_on=trained_on)

@@ -53,6 +53,21 @@ class Packed:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class PackContext:
+    """What a family may use while packing: a scratch directory and the hub's text cache."""
+
+    workdir: Path
+    text_cache: Path | None = None
+
+    def text_encoder(self, name: str):
+        """The named ``mll.text`` encoder, through the hub's embedding cache when there is one."""
+        from ...text import EmbeddingCache, get_text_encoder
+
+        encoder = get_text_encoder(name)
+        return encoder if self.text_cache is None else EmbeddingCache(self.text_cache, encoder)
+
+
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
     z = logits - logits.max(axis=axis, keepdims=True)
     e = np.exp(z)
@@ -90,8 +105,8 @@ class Adapter:
     n_params: int = 0
 
     @classmethod
-    def pack(cls, model: Any, options: dict[str, Any], workdir: Path) -> Packed:
-        """Turn ``model`` (a path or an object) into a stored form, written under ``workdir``."""
+    def pack(cls, model: Any, options: dict[str, Any], ctx: PackContext) -> Packed:
+        """Turn ``model`` (a path or an object) into a stored form, written under ``ctx.workdir``."""
         raise NotImplementedError
 
     @classmethod
@@ -126,10 +141,10 @@ class Expert(Adapter):
         images = [check_image(im) for im in images]
         if self.backbone is not None:
             return self.predict_proba_from_features(self._backbone_features(images, batch_size))
-        out = [np.zeros((0, len(self.classes)), dtype=np.float32)]
-        for start in range(0, len(images), batch_size):
-            out.append(self._proba_batch(self.input_spec.prepare(images[start: start + batch_size])))
-        return np.concatenate(out)
+        if not images:
+            return np.zeros((0, len(self.classes)), dtype=np.float32)
+        return np.concatenate([self._proba_batch(self.input_spec.prepare(images[i: i + batch_size]))
+                               for i in range(0, len(images), batch_size)])
 
     def predict_proba_from_features(self, features: np.ndarray) -> np.ndarray:
         """Probabilities from pooled backbone features (``FeatureCache``), no image needed."""
@@ -154,10 +169,11 @@ class VLM(Adapter):
         images = [check_image(im) for im in images]
         if self.backbone is not None:
             return self.encode_images_from_features(self._backbone_features(images, batch_size))
-        out = [np.zeros((0, self.dim), dtype=np.float32)]
-        for start in range(0, len(images), batch_size):
-            out.append(self._embed_batch(self.input_spec.prepare(images[start: start + batch_size])))
-        return l2_normalise(np.concatenate(out))
+        if not images:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return l2_normalise(np.concatenate(
+            [self._embed_batch(self.input_spec.prepare(images[i: i + batch_size]))
+             for i in range(0, len(images), batch_size)]))
 
     def encode_images_from_features(self, features: np.ndarray) -> np.ndarray:
         self._require_backbone("encode_images")

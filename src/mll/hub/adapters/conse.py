@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 
 from ...errors import InvalidParameterError
-from ...text import DEFAULT_ENCODER, get_text_encoder
+from ...text import DEFAULT_ENCODER
 from ..backbones import backbones
 from ..imagenet import imagenet_classes
 from . import families
 from ._bundle import load_arrays, save_bundle
-from .base import VLM, Packed, TextTowerMixin, check_options, l2_normalise, softmax
+from .base import VLM, PackContext, Packed, TextTowerMixin, check_options, l2_normalise, softmax
 from .efficientnet_lite import (
     LICENSE,
     check_backbone_digest,
@@ -54,7 +54,7 @@ class ConSE(TextTowerMixin, VLM):
         self.n_params = int(config["backbone_params"]) + self.weight.size + self.bias.size
 
     @classmethod
-    def pack(cls, model: Any, options: dict[str, Any], workdir: Path) -> Packed:
+    def pack(cls, model: Any, options: dict[str, Any], ctx: PackContext) -> Packed:
         from ..backbones import get_backbone
 
         opts = check_options(FAMILY, options, cls.OPTIONS)
@@ -62,7 +62,7 @@ class ConSE(TextTowerMixin, VLM):
         backbone = lite_backbone(variant)
         if not 1 <= top <= 1000:
             raise InvalidParameterError(f"ConSE option top must be in 1..1000, got {top}")
-        encoder = get_text_encoder(opts["text_encoder"])
+        encoder = ctx.text_encoder(opts["text_encoder"])
         class_text = encoder.encode(imagenet_classes().captions(opts["template"]))
         config = {"imagenet": variant, "backbone": backbone,
                   "backbone_digest": backbones.get(backbone).digest,
@@ -70,7 +70,7 @@ class ConSE(TextTowerMixin, VLM):
                   "template": opts["template"], "text_encoder": opts["text_encoder"],
                   "text_encoder_id": encoder.id, "logit_scale": float(opts["logit_scale"])}
         arrays = {**imagenet_head(variant), "class_text": class_text.astype(np.float32)}
-        path = save_bundle(workdir / "model.safetensors", arrays, family=FAMILY, config=config)
+        path = save_bundle(ctx.workdir / "model.safetensors", arrays, family=FAMILY, config=config)
         return Packed(path, config, name=f"conse-{variant}-top{top}", source=lite_source(variant),
                       license=LICENSE)
 

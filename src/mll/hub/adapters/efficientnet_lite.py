@@ -19,7 +19,7 @@ from ..backbones import LITE_VARIANTS, backbones, lite_state_dict
 from ..imagenet import imagenet_classes
 from . import families
 from ._bundle import load_arrays, save_bundle
-from .base import Expert, Packed, check_options, softmax
+from .base import Expert, PackContext, Packed, check_options, softmax
 
 FAMILY = "efficientnet-lite"
 LICENSE = "Apache-2.0"
@@ -64,7 +64,7 @@ class LiteExpert(Expert):
         self.n_params = int(config["backbone_params"]) + weight.size + bias.size
 
     @classmethod
-    def pack(cls, model: Any, options: dict[str, Any], workdir: Path) -> Packed:
+    def pack(cls, model: Any, options: dict[str, Any], ctx: PackContext) -> Packed:
         check_options(FAMILY, options, {})
         variant = str(model)
         backbone = lite_backbone(variant)
@@ -74,7 +74,7 @@ class LiteExpert(Expert):
                   "backbone_digest": backbones.get(backbone).digest,
                   "backbone_params": get_backbone(backbone).n_params}
         names = imagenet_classes()
-        path = save_bundle(workdir / "model.safetensors", imagenet_head(variant), family=FAMILY,
+        path = save_bundle(ctx.workdir / "model.safetensors", imagenet_head(variant), family=FAMILY,
                            config=config, classes=list(names.names))
         return Packed(path, config, name=variant, classes=names.names, wnids=names.wnids,
                       source=lite_source(variant), license=LICENSE)

@@ -22,7 +22,7 @@ from ..safety import SAFE_FORMATS, refuse_unsafe
 from ..spec import InputSpec
 from . import families
 from ._bundle import bundle_info, read_meta, save_bundle
-from .base import VLM, Packed, check_options
+from .base import VLM, PackContext, Packed, check_options
 
 FAMILY = "hf-clip"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt",
@@ -90,11 +90,11 @@ class HFClip(VLM):
         self.input_spec = InputSpec.from_dict(config["input_spec"])
         self.max_length = int(config["max_length"])
         self.dim = int(model.config.projection_dim)
-        self.logit_scale = float(model.logit_scale.exp())
+        self.logit_scale = float(model.logit_scale.detach().exp())
         self.n_params = sum(p.numel() for p in model.parameters())
 
     @classmethod
-    def pack(cls, model: Any, options: dict[str, Any], workdir: Path) -> Packed:
+    def pack(cls, model: Any, options: dict[str, Any], ctx: PackContext) -> Packed:
         check_options(FAMILY, options, {})
         path = Path(model)
         if not path.is_dir() or not (path / "config.json").is_file():
@@ -114,7 +114,7 @@ class HFClip(VLM):
                   "max_length": int(hf_config.get("text_config", {}).get(
                       "max_position_embeddings", 77))}
         arrays = {k: v.numpy() for k, v in state.items()}
-        out = save_bundle(workdir / "model.safetensors", arrays, family=FAMILY, config=config,
+        out = save_bundle(ctx.workdir / "model.safetensors", arrays, family=FAMILY, config=config,
                           files=files)
         return Packed(out, config, name=path.name, source=str(hf_config.get("_name_or_path", "")))
 

@@ -17,7 +17,7 @@ from ...errors import InvalidParameterError
 from ..backbones import backbones
 from . import families
 from ._bundle import bundle_info, load_arrays, read_meta
-from .base import VLM, Packed, TextTowerMixin, check_options
+from .base import VLM, PackContext, Packed, TextTowerMixin, check_options
 from .efficientnet_lite import check_backbone_digest
 
 FAMILY = "lit"
@@ -41,7 +41,7 @@ class LiT(TextTowerMixin, VLM):
         self.n_params = int(config["backbone_params"]) + self.weight.size + self.bias.size
 
     @classmethod
-    def pack(cls, model: Any, options: dict[str, Any], workdir: Path) -> Packed:
+    def pack(cls, model: Any, options: dict[str, Any], ctx: PackContext) -> Packed:
         check_options(FAMILY, options, {})
         path = Path(model)
         info = bundle_info(read_meta(path))

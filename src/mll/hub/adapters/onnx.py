@@ -17,7 +17,7 @@ from ...errors import InvalidParameterError
 from ..safety import refuse_unsafe
 from ..spec import InputSpec
 from . import families
-from .base import Expert, Packed, check_options, softmax
+from .base import Expert, PackContext, Packed, check_options, softmax
 
 FAMILY = "onnx"
 
@@ -86,7 +86,7 @@ class OnnxExpert(Expert):
         self.fixed_batch = config.get("fixed_batch")
 
     @classmethod
-    def pack(cls, model: Any, options: dict[str, Any], workdir: Path) -> Packed:
+    def pack(cls, model: Any, options: dict[str, Any], ctx: PackContext) -> Packed:
         opts = check_options(FAMILY, options, cls.OPTIONS)
         if opts["outputs"] not in ("logits", "probabilities"):
             raise InvalidParameterError(

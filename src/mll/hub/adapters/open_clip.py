@@ -21,7 +21,7 @@ from ..safety import SAFE_FORMATS, refuse_unsafe
 from ..spec import InputSpec
 from . import families
 from ._bundle import bundle_info, read_meta, save_bundle
-from .base import VLM, Packed, check_options
+from .base import VLM, PackContext, Packed, check_options
 
 FAMILY = "open-clip"
 
@@ -82,12 +82,12 @@ class OpenClip(VLM):
         self.model, self.arch = model, arch
         self.tokenizer = _open_clip().get_tokenizer(arch)
         self.input_spec = InputSpec.from_dict(config["input_spec"])
-        self.logit_scale = float(model.logit_scale.exp())
+        self.logit_scale = float(model.logit_scale.detach().exp())
         self.n_params = sum(p.numel() for p in model.parameters())
         self.dim = int(self._embed_texts(["a"]).shape[1])
 
     @classmethod
-    def pack(cls, model: Any, options: dict[str, Any], workdir: Path) -> Packed:
+    def pack(cls, model: Any, options: dict[str, Any], ctx: PackContext) -> Packed:
         opts = check_options(FAMILY, options, cls.OPTIONS)
         path = Path(model)
         if path.suffix != ".safetensors":
@@ -101,7 +101,7 @@ class OpenClip(VLM):
         state = _state(path)
         built = _build(arch, state)
         config = {"arch": arch, "input_spec": _input_spec(built).to_dict()}
-        out = save_bundle(workdir / "model.safetensors", {k: v.numpy() for k, v in state.items()},
+        out = save_bundle(ctx.workdir / "model.safetensors", {k: v.numpy() for k, v in state.items()},
                           family=FAMILY, config=config)
         return Packed(out, config, name=f"open-clip-{arch}", source=f"open_clip:{arch}")
 

@@ -19,7 +19,7 @@ from ...errors import InvalidParameterError, UnsafeFormatError
 from ..safety import CONVERT_HINT, refuse_unsafe
 from . import families
 from ._bundle import bundle_info, load_arrays, read_meta, save_bundle
-from .base import Expert, Packed, check_options, softmax
+from .base import Expert, PackContext, Packed, check_options, softmax
 
 FAMILY = "torch-safetensors"
 
@@ -90,7 +90,7 @@ class TorchExpert(Expert):
         self.n_params = sum(p.numel() for p in module.parameters())
 
     @classmethod
-    def pack(cls, model: Any, options: dict[str, Any], workdir: Path) -> Packed:
+    def pack(cls, model: Any, options: dict[str, Any], ctx: PackContext) -> Packed:
         opts = check_options(FAMILY, options, cls.OPTIONS)
         classes, metrics, name = None, {}, "model"
         if hasattr(model, "mll_arch"):
@@ -121,7 +121,7 @@ class TorchExpert(Expert):
         full_cfg = module.mll_config
         _check_backbone(arch, full_cfg)
         config = {"arch": arch, "arch_config": full_cfg}
-        out = save_bundle(workdir / "model.safetensors", _state_arrays(module), family=FAMILY,
+        out = save_bundle(ctx.workdir / "model.safetensors", _state_arrays(module), family=FAMILY,
                           config=config, classes=classes, metrics=metrics)
         return Packed(out, config, name=name, classes=tuple(classes) if classes else None,
                       metrics=metrics, source="upload")

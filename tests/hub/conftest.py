@@ -1,0 +1,117 @@
+"""Fixtures for the hub tests: a fresh hub per test and tiny real models of every family."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+CLASSES3 = ["sandal", "sneaker", "boot"]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _two_threads():
+    import torch
+
+    torch.set_num_threads(2)
+
+
+@pytest.fixture
+def hub(tmp_path):
+    from mll.hub import Hub
+
+    with Hub.open(tmp_path / "hub") as h:
+        yield h
+
+
+@pytest.fixture
+def classes_file(tmp_path) -> Path:
+    path = tmp_path / "classes.txt"
+    path.write_text("# footwear\nsandal\nsneaker\nboot\tn02872752\n")
+    return path
+
+
+def _small_cnn(n_classes: int = 3, seed: int = 0):
+    import torch
+
+    from mll.hub.archs import build
+
+    torch.manual_seed(seed)
+    return build("small-cnn", {"n_classes": n_classes, "width": 4}).eval()
+
+
+@pytest.fixture
+def small_cnn():
+    """``small_cnn(n_classes, seed)``: a seeded module of the registered small-cnn architecture."""
+    return _small_cnn
+
+
+@pytest.fixture
+def cnn_dir(tmp_path) -> Path:
+    """The documented upload layout: model.safetensors + config.json."""
+    from safetensors.torch import save_file
+
+    module = _small_cnn()
+    path = tmp_path / "cnn"
+    path.mkdir()
+    save_file(module.state_dict(), str(path / "model.safetensors"))
+    (path / "config.json").write_text(json.dumps(
+        {"arch": "small-cnn", "arch_config": {"n_classes": 3, "width": 4}}))
+    return path
+
+
+@pytest.fixture
+def onnx_file(tmp_path) -> Path:
+    """A tiny torch CNN exported to ONNX (28x28 gray in, 3 logits out, dynamic batch)."""
+    import torch
+
+    module = _small_cnn(seed=1)
+    path = tmp_path / "tiny.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (torch.zeros(1, 1, 28, 28),), str(path), input_names=["x"],
+                          output_names=["logits"], dynamic_axes={"x": {0: "n"}}, dynamo=False)
+    return path
+
+
+@pytest.fixture
+def hf_clip_dir(tmp_path) -> Path:
+    """A small randomly initialised CLIPModel with a character-level tokenizer, saved offline."""
+    import string
+
+    import torch
+    from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
+
+    torch.manual_seed(0)
+    chars = list(string.ascii_lowercase + string.digits + " -'")
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    vocab.update({c: len(vocab) + i for i, c in enumerate(chars)})
+    vocab.update({c + "</w>": len(vocab) + i for i, c in enumerate(chars)})
+    cfg = CLIPConfig(
+        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=32,
+                         bos_token_id=0, eos_token_id=1, pad_token_id=1),
+        vision_config=dict(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64,
+                           num_hidden_layers=2, num_attention_heads=2),
+        projection_dim=16)
+    path = tmp_path / "tiny-clip"
+    CLIPModel(cfg).save_pretrained(path)
+    CLIPTokenizer(vocab=vocab, merges=[]).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def photos() -> list[np.ndarray]:
+    """Real photos bundled with scikit-image: a cat, coffee, a rocket."""
+    from skimage import data
+
+    return [data.chelsea(), data.coffee(), data.rocket()]
+
+
+@pytest.fixture
+def gray_images() -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 256, (28, 28), dtype=np.uint8) for _ in range(5)]

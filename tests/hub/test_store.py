@@ -1,0 +1,116 @@
+"""The metadata store: migrations, CRUD, label summaries; SQLite and (when reachable) PostgreSQL."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import text
+
+from mll.errors import StoreError, UnknownNameError
+from mll.hub.store import ClassRow, ModelRow, Store
+
+
+def _urls():
+    yield pytest.param("sqlite:///:memory:", id="sqlite-memory")
+    yield pytest.param("file", id="sqlite-file")
+    yield pytest.param(os.environ.get("MLL_TEST_PG_URL"), id="postgresql", marks=[
+        pytest.mark.postgres, pytest.mark.skipif(not os.environ.get("MLL_TEST_PG_URL"),
+                                                 reason="set MLL_TEST_PG_URL to a PostgreSQL URL")])
+
+
+@pytest.fixture(params=list(_urls()))
+def store(request, tmp_path):
+    url = request.param if request.param != "file" else f"sqlite:///{tmp_path / 'mll.db'}"
+    s = Store(url)
+    yield s
+    if s.engine.dialect.name == "postgresql":
+        with s.engine.begin() as conn:
+            for table in ("model_classes", "models", "alembic_version"):
+                conn.execute(text(f"DROP TABLE IF EXISTS {table} CASCADE"))
+    s.engine.dispose()
+
+
+def _row(i: int, digest: str = "a" * 64) -> ModelRow:
+    chash = hashlib.sha256(str(i).encode()).hexdigest()
+    row = ModelRow(id=chash[:12], content_hash=chash, name=f"m{i}", kind="expert",
+                   family="onnx", source="", license="MIT", n_params=10, latency_ms=1.0,
+                   input_size=28, input_channels=1, input_mean=[0.5], input_std=[0.5],
+                   backbone=None, artifact_digest=digest, artifact_bytes=3, config={"k": i},
+                   metrics={"heldout_accuracy": 0.5}, created_at=datetime.now(UTC))
+    row.classes = [ClassRow(idx=j, name=n, wnid=None, score=None, confirmed=False)
+                   for j, n in enumerate(["a", "b"])]
+    return row
+
+
+def test_migrations_run_once_and_are_recorded(store):
+    assert store.revision() == "hub_0001"
+    assert store.migrate() == "hub_0001"  # a second run is a no-op
+
+
+def test_insert_get_resolve_delete(store):
+    assert store.insert(_row(1)) is True
+    assert store.insert(_row(1)) is False  # same content hash: already there
+    info = store.get(_row(1).id)
+    assert (info.name, len(info.classes), info.metrics) == ("m1", 2, {"heldout_accuracy": 0.5})
+    assert info.created_at.endswith("+00:00")
+    assert store.resolve("m1") == info.id
+    assert store.resolve(info.id[:6]) == info.id
+    with pytest.raises(UnknownNameError, match="did you mean 'm1'"):
+        store.resolve("m11")
+    orphans = []
+    assert store.delete(info.id, on_orphan=orphans.append)
+    assert orphans == ["a" * 64] and store.ids() == []
+
+
+def test_shared_artifact_is_not_orphaned(store):
+    store.insert(_row(1))
+    store.insert(_row(2))
+    orphans = []
+    store.delete(_row(1).id, on_orphan=orphans.append)
+    assert orphans == [] and store.referenced("a" * 64)
+
+
+def test_ambiguous_name_asks_for_the_id(store):
+    a, b = _row(1), _row(2)
+    b.name = a.name
+    store.insert(a)
+    store.insert(b)
+    with pytest.raises(StoreError, match="names 2 models"):
+        store.resolve("m1")
+
+
+def test_labelled_flag_reads_the_labels_stage_table(store):
+    store.insert(_row(1))
+    assert store.get(_row(1).id).labelled is False
+    with store.engine.begin() as conn:  # what the labels stage's migration will create
+        conn.execute(text("CREATE TABLE label_summaries (model_id VARCHAR(16) PRIMARY KEY, "
+                          "nodes INTEGER, complete BOOLEAN)"))
+        conn.execute(text(f"INSERT INTO label_summaries VALUES ('{_row(1).id}', 7, TRUE)"))
+    info = store.get(_row(1).id)
+    assert info.labelled and info.labels["nodes"] == 7
+    with store.engine.begin() as conn:
+        conn.execute(text("DROP TABLE label_summaries"))
+
+
+def test_id_prefix_collision_is_reported(store):
+    a, b = _row(1), _row(2)
+    b.id = a.id
+    store.insert(a)
+    with pytest.raises(StoreError, match="collides"):
+        store.insert(b)
+
+
+def test_cascade_removes_classes(store):
+    store.insert(_row(1))
+    store.delete(_row(1).id)
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM model_classes")).scalar() == 0
+
+
+def test_migrations_of_other_stages_are_discovered():
+    from mll.hub.store import version_locations
+
+    assert any(p.parts[-3] == "hub" for p in version_locations())

@@ -11,8 +11,8 @@ import click
 
 from ..errors import MLLError
 
-# Stage modules, each defining a click command or group named ``command``.
-_STAGES = ["graph"]
+# Stage modules, each defining a click command or group named ``command`` (or a list ``commands``).
+_STAGES = ["graph", "hub", "label", "select"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -27,7 +27,9 @@ def cli(ctx: click.Context, verbose: int, debug: bool) -> None:
 
 
 for _name in _STAGES:
-    cli.add_command(importlib.import_module(f"{__name__}.{_name}").command)
+    _module = importlib.import_module(f"{__name__}.{_name}")
+    for _command in getattr(_module, "commands", None) or [_module.command]:
+        cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> int:

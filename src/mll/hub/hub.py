@@ -344,17 +344,22 @@ class Hub:
 
         return Matcher.for_hub(self.root)
 
+    def _graph(self):
+        """The hub's semantic graph, or None before 'mll graph build'."""
+        if not self._graph_ready():
+            return None
+        from ..graph import open_graph
+
+        return open_graph(self.root, build=False)
+
     def _check_wnids(self, wnids: list[str]) -> None:
         bad = [w for w in wnids if not _WNID.match(w)]
         if bad:
             raise InvalidParameterError(f"nodes must be wnids like n02084071, got {bad}")
-        if wnids and self._graph_ready():
-            from ..graph import open_graph
-
-            graph = open_graph(self.root, build=False)
-            unknown = [w for w in wnids if w not in graph]
-            if unknown:
-                raise InvalidParameterError(f"{unknown} are not nodes of the hub's graph")
+        graph = self._graph() if wnids else None
+        unknown = [w for w in wnids if graph is not None and w not in graph]
+        if unknown:
+            raise InvalidParameterError(f"{unknown} are not nodes of the hub's graph")
 
     def _map_new(self, rows: list[tuple[str, str | None]], domain: str) -> list[HeadClass]:
         """Pinned nodes are confirmed; the rest are matched by text when the hub has a graph."""

@@ -145,8 +145,8 @@ def test_hf_clip_tiny_random_model(hub, hf_clip_dir, photos):
 
 
 def test_open_clip_adapter(tmp_path):
-    pytest.importorskip("open_clip", reason="open_clip imports torchvision, which has no CPU "
-                        "build beside torch 2.13 here; the adapter runs where mll[openclip] installs",
+    pytest.importorskip("open_clip", reason="open_clip needs torchvision, which has no CPU build "
+                        "for torch==2.13.0 on PyPI; install mll[openclip] to run this",
                         exc_type=ImportError)
     import open_clip
     from safetensors.torch import save_file

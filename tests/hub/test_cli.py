@@ -20,7 +20,7 @@ def run(tmp_path, monkeypatch):
 
     def invoke(*args: str):
         result = runner.invoke(cli, list(args), catch_exceptions=False)
-        assert result.exit_code == 0, result.stdout
+        assert result.exit_code == 0, result.output
         return result
 
     return invoke
@@ -91,3 +91,51 @@ def test_every_hub_command_has_help():
     for name, command in group.commands.items():
         assert command.help, name
         assert CliRunner().invoke(cli, ["hub", name, "--help"]).exit_code == 0
+
+
+def test_train_lit_command_trains_on_the_corpus_and_adds(run, monkeypatch):
+    """``mll hub train-lit`` wiring, on a stand-in corpus (records, load, graph captions)."""
+    import numpy as np
+
+    from mll import corpus as corpus_pkg
+    from mll.hub import FeatureCache
+
+    rng = np.random.default_rng(0)
+    concepts = {"n02084071": "dog which is a canine", "n02121808": "cat which is a feline",
+                "n02958343": "car which is a motor vehicle"}
+    centres = {w: rng.normal(0, 1, 1280) for w in concepts}
+
+    class Record:
+        def __init__(self, i: int, wnid: str) -> None:
+            self.image_id, self.wnid = f"img{i}", wnid
+
+    records = [Record(i, w) for i, w in enumerate(list(concepts) * 30)]
+
+    class StandIn:
+        hub_dir, version = None, "c" * 64
+        graph = type("G", (), {"caption": staticmethod(concepts.__getitem__)})()
+
+        @classmethod
+        def open(cls, hub):
+            cls.hub_dir = hub
+            return cls()
+
+        def records(self, role, source=None, wnids=None):
+            assert role == "train"
+            return records
+
+        def load(self, ids):
+            raise AssertionError("features are stubbed; no image is loaded")
+
+    def features(self, backbone, images=None, *, keys=None, load=None):
+        wnid = {r.image_id: r.wnid for r in records}
+        return np.stack([centres[wnid[k]] + rng.normal(0, 0.5, 1280) for k in keys]).astype(
+            np.float32)
+
+    monkeypatch.setattr(corpus_pkg, "Corpus", StandIn)
+    monkeypatch.setattr(FeatureCache, "get", features)
+    out = json.loads(run("hub", "train-lit", "--epochs", "20", "--name", "lit-test",
+                         "--json").stdout)
+    assert out["family"] == "lit" and out["name"] == "lit-test"
+    assert out["metrics"]["n_captions"] == 3 and out["metrics"]["heldout_accuracy"] > 0.8
+    assert "corpus cccccccccccc role=train" in out["config"]["trained_on"]

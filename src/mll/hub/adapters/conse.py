@@ -2,7 +2,7 @@
 
 An image's embedding is the convex combination of the text embeddings of its ``top`` most probable
 ImageNet classes, weighted by their probabilities; texts are embedded by the same text encoder.
-Captions ``"{lemma} which is {definition}"`` and top-10 measured best here (14.8% on a 150-way
+Captions ``"{lemma} which is {definition}"`` and top-10 measured best (14.8% on a 150-way
 emoji task against 13.0% with bare lemmas and 11.8% with top-1). This is the hub's default general
 VLM: it runs on a shared EfficientNet-Lite backbone, so it costs one matrix product per image on
 cached features.

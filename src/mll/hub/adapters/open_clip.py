@@ -4,8 +4,8 @@
 ``open_clip.create_model(arch, pretrained=None)``, loads the weights into it (no pickle), and
 stores them as a bundle naming the architecture. A user with a network gets the weights of a
 pretrained tag from open_clip's own download and saves them with ``safetensors``; the hub itself
-never downloads. open_clip imports torchvision, which has no CPU build beside torch 2.13 on PyPI
-here, so this family is exercised only where ``pip install 'mll[openclip]'`` works.
+never downloads. open_clip imports torchvision, and PyPI has no CPU torchvision build for
+torch==2.13.0, so this family works only where ``pip install 'mll[openclip]'`` does.
 """
 
 from __future__ import annotations

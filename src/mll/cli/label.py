@@ -1,0 +1,38 @@
+"""``mll label``: label every model of the hub that lacks a label for the current graph and corpus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..labels import label_hub
+from ._options import emit_json, hub_option, json_option
+
+
+@click.command("label")
+@click.option("--model", "models", multiple=True, help="Only this model id (repeatable).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
+              show_default=True, help="Run here, or as tasks on a Ray cluster.")
+@click.option("--address", default=None, help="Ray cluster address (default: a local cluster).")
+@click.option("--batch", default=256, show_default=True, type=click.IntRange(1),
+              help="Images per task (one shard each: the unit of resumption).")
+@click.option("--db", default=None, envvar="MLL_DB", help="SQLAlchemy URL of the hub's store.")
+@hub_option
+@json_option
+def command(models: tuple[str, ...], executor: str, address: str | None, batch: int,
+            db: str | None, hub: Path, as_json: bool) -> None:
+    """Label what is missing (interrupted runs resume where they stopped)."""
+    report = label_hub(hub, models=list(models) or None, db=db, executor=executor, batch=batch,
+                       address=address)
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    click.echo(f"labelled {len(report.models_labelled)} model(s), "
+               f"{len(report.models_up_to_date)} already up to date; "
+               f"{report.outputs_computed} outputs computed on {report.images} sample images "
+               f"in {report.seconds:.1f}s")
+    for mid, s in report.per_model.items():
+        acc = s.get("mean_accuracy_own_classes", s.get("zero_shot_accuracy"))
+        click.echo(f"  {mid}  {s['kind']:6} nodes covered {s['nodes_covered']:5}  "
+                   f"accuracy {acc if acc is not None else '-'}  {s['bytes'] / 1024:.0f} KiB")

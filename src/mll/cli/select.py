@@ -1,0 +1,145 @@
+"""``mll select`` and ``mll solve``: a task by its class names, answered from the hub's labels."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+
+from ..errors import InvalidParameterError
+from ._options import emit_json, hub_option, json_option
+
+
+def task_options(fn):
+    for opt in reversed([
+        click.option("--classes", default=None, help="Class names, comma-separated."),
+        click.option("--classes-file", type=click.Path(dir_okay=False, path_type=Path),
+                     help="One class per line; 'name<TAB>wnid' pins a class to a node."),
+        click.option("--domain", default="", help="Words about the images, e.g. 'grayscale "
+                                                  "product photo'."),
+        click.option("--method", default="chco", show_default=True,
+                     help="chco, p2, inb, modelgpt, random, vlm, proto or all."),
+        click.option("--k", type=click.IntRange(1, 50), default=None,
+                     help="Models per class (p2, inb, random)."),
+        click.option("--alpha", type=click.FloatRange(0, 1), default=None, help="p2's alpha."),
+        click.option("--budget", default=None,
+                     help="chco: most models to load ('3') or milliseconds per image ('40ms')."),
+        click.option("--db", default=None, envvar="MLL_DB", help="SQLAlchemy URL of the store."),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
+def make_task(classes: str | None, classes_file: Path | None, domain: str):
+    from ..selection import Task
+
+    if bool(classes) == bool(classes_file):
+        raise InvalidParameterError("give the task's classes with --classes 'a,b,c' or "
+                                    "--classes-file FILE (one of them)")
+    if classes_file:
+        return Task.from_file(classes_file, domain=domain)
+    return Task.create(classes, domain=domain)
+
+
+def method_params(method: str, k: int | None, alpha: float | None, budget: str | None) -> dict:
+    params: dict = {}
+    if k is not None:
+        if method not in ("p2", "inb", "random"):
+            raise InvalidParameterError(f"--k applies to p2, inb and random, not {method}")
+        params["k"] = k
+    if alpha is not None:
+        if method != "p2":
+            raise InvalidParameterError("--alpha applies to p2 only")
+        params["alpha"] = alpha
+    if budget is not None:
+        if method != "chco":
+            raise InvalidParameterError("--budget applies to chco only")
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms)?\s*", budget)
+        if not m:
+            raise InvalidParameterError(f"--budget {budget!r}: give a model count ('3') or "
+                                        "milliseconds per image ('40ms')")
+        if m.group(2):
+            params["budget_ms"] = float(m.group(1))
+        else:
+            params["budget_models"] = int(float(m.group(1)))
+    return params
+
+
+def _table(hub: Path, db: str | None):
+    from ..selection import LabelTable
+
+    return LabelTable(hub, db=db)
+
+
+def _print_selection(sel) -> None:
+    pa = "-" if sel.predicted_accuracy is None else f"{sel.predicted_accuracy:.3f}"
+    iv = "" if sel.interval is None else f" [{sel.interval[0]:.2f}, {sel.interval[1]:.2f}]"
+    click.echo(f"{sel.method}: predicted accuracy {pa}{iv}; {len(sel.models)} model(s) to load; "
+               f"selected in {sel.seconds * 1000:.0f} ms")
+    for c in sel.classes:
+        node = c.nodes[0]["name"] if c.nodes else "-"
+        models = ", ".join(f"{m['name']}" for m in c.models) or "none"
+        acc = "-" if c.predicted_accuracy is None else f"{c.predicted_accuracy:.2f}"
+        click.echo(f"  {c.name:20.20} -> {node:20.20} {c.covered_by:6} acc {acc:>4}  {models}")
+    for line in sel.explanation:
+        click.echo(f"  * {line}")
+    for w in sel.warnings:
+        click.echo(f"  ! {w}", err=True)
+
+
+@click.command("select")
+@task_options
+@hub_option
+@json_option
+def select(classes, classes_file, domain, method, k, alpha, budget, db, hub, as_json) -> None:
+    """Choose models for a task from labels alone; predicted accuracy and reasons per class."""
+    from ..selection import make_selector
+
+    task = make_task(classes, classes_file, domain)
+    selector = make_selector(method, **method_params(method, k, alpha, budget))
+    table = _table(hub, db)
+    sel = selector.fit(table).select(task)
+    if as_json:
+        emit_json(sel.to_dict())
+    else:
+        _print_selection(sel)
+
+
+@click.command("solve")
+@task_options
+@click.option("--images", "images_dir", required=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of images (searched recursively); one sub-folder per class gives accuracy.")
+@click.option("--out", "out_csv", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write predictions as CSV.")
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write an HTML report.")
+@click.option("--save", type=click.Path(dir_okay=False, path_type=Path),
+              help="Save the assembled predictor (one zip, loadable without the hub).")
+@hub_option
+@json_option
+def solve(classes, classes_file, domain, method, k, alpha, budget, db, images_dir, out_csv, report,
+          save, hub, as_json) -> None:
+    """Select, assemble one predictor, and predict every image under a folder."""
+    from ..reuse import solve as run_solve
+
+    task = make_task(classes, classes_file, domain)
+    params = method_params(method, k, alpha, budget)
+    table = _table(hub, db)
+    result = run_solve(table, task, images_dir, method=method, params=params, out_csv=out_csv,
+                       report=report, save=save)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    _print_selection(result.selection)
+    acc = "" if result.accuracy is None else f"; measured accuracy {result.accuracy:.3f}"
+    click.echo(f"predicted {len(result.paths)} images ({len(result.skipped)} skipped){acc}")
+    for s in result.skipped:
+        click.echo(f"  skipped {s['path']}: {s['reason']}", err=True)
+    for label, path in (("predictions", out_csv), ("report", report), ("predictor", save)):
+        if path:
+            click.echo(f"{label}: {path}")
+
+
+commands = [select, solve]

@@ -1,0 +1,11 @@
+"""The labelling stage: what every model does on the graph's sample images, stored once.
+
+``label_hub(hub_dir)`` fills in what is missing; ``LabelStore`` reads published labels.
+"""
+
+from .engine import LabelReport, label_hub
+from .stats import auroc, detector_score
+from .store import LabelStore, Outputs, read_outputs, read_stats, read_summary
+
+__all__ = ["LabelReport", "LabelStore", "Outputs", "auroc", "detector_score", "label_hub",
+           "read_outputs", "read_stats", "read_summary"]

@@ -1,0 +1,139 @@
+"""``solve``: select for a task, assemble the predictor, predict a folder of images, report.
+
+When the folder has one sub-folder per class name, the truth is known and the result carries the
+measured accuracy and confusion matrix next to the predicted accuracy.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .._io import atomic_path
+from ..errors import InvalidParameterError
+from ..graph.match import split_words
+from ..images import load_image_file
+from .predictor import TaskPredictor
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+
+
+@dataclass
+class SolveResult:
+    selection: object
+    predictor: TaskPredictor
+    paths: list[str]
+    predictions: list[int]
+    confidences: list[float]
+    truth: list[int] | None
+    skipped: list[dict] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def accuracy(self) -> float | None:
+        if not self.truth:
+            return None
+        return float(np.mean(np.array(self.predictions) == np.array(self.truth)))
+
+    def confusion(self) -> np.ndarray | None:
+        if not self.truth:
+            return None
+        k = len(self.predictor.classes)
+        m = np.zeros((k, k), dtype=int)
+        np.add.at(m, (np.array(self.truth), np.array(self.predictions)), 1)
+        return m
+
+    def to_dict(self) -> dict:
+        sel = self.selection.to_dict()
+        return sel | {"images": len(self.paths), "skipped": self.skipped,
+                      "accuracy": None if self.accuracy is None else round(self.accuracy, 4),
+                      "confusion": None if self.truth is None else self.confusion().tolist(),
+                      "timings": {k: round(v, 3) for k, v in self.seconds.items()}}
+
+
+def find_images(root: Path) -> tuple[list[Path], list[dict]]:
+    if not root.is_dir():
+        raise InvalidParameterError(f"{root} is not a directory of images")
+    files, skipped = [], []
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            if p.suffix.lower() in IMAGE_SUFFIXES:
+                files.append(p)
+            else:
+                skipped.append({"path": str(p), "reason": "not an image file"})
+    return files, skipped
+
+
+def folder_truth(root: Path, files: list[Path], classes: list[str]) -> list[int] | None:
+    """Class index per file when every top-level folder is one of the class names."""
+    key = {split_words(c).replace("-", " "): i for i, c in enumerate(classes)}
+    truth = []
+    for f in files:
+        rel = f.relative_to(root).parts
+        if len(rel) < 2:
+            return None
+        k = key.get(split_words(rel[0]).replace("-", " "))
+        if k is None:
+            return None
+        truth.append(k)
+    return truth or None
+
+
+def solve(table, task, images_dir: str | Path, *, method: str = "chco", params: dict | None = None,
+          out_csv: str | Path | None = None, report: str | Path | None = None,
+          save: str | Path | None = None, batch_size: int = 32) -> SolveResult:
+    """Select with ``method`` from the fitted ``LabelTable``, then predict every image."""
+    from ..selection import make_selector
+
+    root = Path(images_dir)
+    files, skipped = find_images(root)
+    start = time.perf_counter()
+    selection = make_selector(method, **(params or {})).fit(table).select(task)
+    t_select = time.perf_counter() - start
+    predictor = TaskPredictor.from_selection(selection, table.hub)
+    images, kept = [], []
+    for f in files:
+        try:
+            images.append(load_image_file(f))
+            kept.append(f)
+        except InvalidParameterError as exc:
+            skipped.append({"path": str(f), "reason": str(exc)})
+    if not kept:
+        raise InvalidParameterError(f"no readable images under {root}")
+    start = time.perf_counter()
+    proba = predictor.predict_proba(images, batch_size)
+    t_predict = time.perf_counter() - start
+    result = SolveResult(selection, predictor, [str(f) for f in kept],
+                         proba.argmax(axis=1).tolist(), proba.max(axis=1).round(4).tolist(),
+                         folder_truth(root, kept, list(task.classes)), skipped,
+                         {"select": t_select, "predict": t_predict,
+                          "images_per_second": len(kept) / max(t_predict, 1e-9)})
+    if out_csv:
+        write_csv(result, Path(out_csv))
+    if save:
+        predictor.save(save, table.hub)
+    if report:
+        from .report import write_report
+
+        write_report(result, Path(report), images)
+    return result
+
+
+def write_csv(result: SolveResult, path: Path) -> None:
+    classes = result.predictor.classes
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["path", "prediction", "confidence"] + (["truth"] if result.truth else []))
+            for i, p in enumerate(result.paths):
+                row = [p, classes[result.predictions[i]], result.confidences[i]]
+                if result.truth:
+                    row.append(classes[result.truth[i]])
+                w.writerow(row)

@@ -1,0 +1,148 @@
+"""Baselines: the general VLM alone, prototypes alone, INB, random, every model, and the oracle.
+
+The oracle is the only method that looks at target images: give it ``target_accuracy``, a
+function from model id to that model's accuracy on the labelled target images.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..base import (
+    Selector,
+    expert_component,
+    model_entry,
+    per_class_from_plan,
+    proto_component,
+    selectors,
+    vlm_component,
+)
+from ..context import TaskContext
+from ..plan import Plan
+
+
+def _per_class(table, comps, ctx):
+    return per_class_from_plan(table, Plan(comps, "entropy", ctx.n_classes), ctx)
+
+
+@selectors.register("vlm")
+class GeneralVLM(Selector):
+    """The general VLM (the hub's patch model) alone."""
+
+    name = "vlm"
+
+    def _plan(self, ctx: TaskContext):
+        comps = [vlm_component(self.table_, self.table_.default_vlm(), ctx)]
+        return Plan(comps, "entropy", ctx.n_classes), _per_class(self.table_, comps, ctx)
+
+
+@selectors.register("proto")
+class Prototypes(Selector):
+    """Nearest class mean of a general backbone's features over the classes' sample images;
+    classes without sample images fall back to the general VLM."""
+
+    name = "proto"
+
+    def _plan(self, ctx: TaskContext):
+        table = self.table_
+        proto = proto_component(table, ctx) if len(ctx.proxy_index) else None
+        if proto is None:
+            comps = [vlm_component(table, table.default_vlm(), ctx)]
+            return Plan(comps, "gated", ctx.n_classes), _per_class(table, comps, ctx)
+        comps = [proto] if proto.role == "general" else [
+            vlm_component(table, table.default_vlm(), ctx), proto]
+        return Plan(comps, "gated", ctx.n_classes), per_class_from_plan(
+            table, Plan(comps, "gated", ctx.n_classes), ctx)
+
+
+@selectors.register("inb")
+class INB(Selector):
+    """The VLM(s) with the best overall label score (zero-shot accuracy over all sample nodes)."""
+
+    name = "inb"
+    _parameter_constraints = {"k": (int, 1, 50)}
+
+    def __init__(self, *, k: int = 1) -> None:
+        self.k = k
+
+    def _plan(self, ctx: TaskContext):
+        ranked = sorted(self.table_.vlms, key=lambda m: (-(m.summary.get("zero_shot_accuracy") or 0),
+                                                         m.id))
+        comps = [vlm_component(self.table_, m, ctx) for m in ranked[: self.k]]
+        return Plan(comps, "entropy", ctx.n_classes), _per_class(self.table_, comps, ctx)
+
+
+@selectors.register("random")
+class RandomSelection(Selector):
+    """``k`` models per class drawn at random among those that can answer it (seeded)."""
+
+    name = "random"
+    _parameter_constraints = {"k": (int, 1, 50), "seed": (int, 0, 2 ** 31)}
+
+    def __init__(self, *, k: int = 1, seed: int = 0) -> None:
+        self.k = k
+        self.seed = seed
+
+    def _plan(self, ctx: TaskContext):
+        table = self.table_
+        rng = np.random.default_rng(self.seed)
+        experts = [c for c in (expert_component(table, m, ctx) for m in table.experts) if c]
+        vlms = [vlm_component(table, m, ctx) for m in table.vlms]
+        picks: dict[int, list[int]] = {}
+        pool = experts + vlms
+        for y in range(ctx.n_classes):
+            able = [i for i, c in enumerate(pool) if c.kind == "vlm" or y in c.classes]
+            for i in rng.permutation(able)[: self.k]:
+                picks.setdefault(int(i), []).append(y)
+        comps = []
+        for i, ys in sorted(picks.items()):
+            c = pool[i]
+            if c.kind == "vlm":
+                c = vlm_component(table, table.models[c.source], ctx, role="expert", classes=ys)
+            comps.append(c)
+        plan = Plan(comps, "entropy", ctx.n_classes)
+        per_class = [[model_entry(table, c, ctx, y) for c in comps if y in c.classes]
+                     for y in range(ctx.n_classes)]
+        return plan, per_class
+
+
+@selectors.register("all")
+class AllModels(Selector):
+    """Every model that can answer, equal weights (experts on their classes, VLMs on all)."""
+
+    name = "all"
+
+    def _plan(self, ctx: TaskContext):
+        table = self.table_
+        comps = [c for c in (expert_component(table, m, ctx) for m in table.experts) if c]
+        comps += [vlm_component(table, m, ctx) for m in table.vlms]
+        plan = Plan(comps, "mean", ctx.n_classes)
+        return plan, per_class_from_plan(table, plan, ctx)
+
+
+@selectors.register("oracle")
+class Oracle(Selector):
+    """The best single model on the labelled target images (an upper reference, not zero-shot)."""
+
+    name = "oracle"
+
+    def __init__(self, *, target_accuracy=None) -> None:
+        self.target_accuracy = target_accuracy
+
+    def candidates(self, ctx: TaskContext) -> list:
+        table = self.table_
+        comps = [c for c in (expert_component(table, m, ctx) for m in table.experts) if c]
+        comps += [vlm_component(table, m, ctx) for m in table.vlms]
+        proto = proto_component(table, ctx) if len(ctx.proxy_index) else None
+        return comps + ([proto] if proto is not None and proto.role == "general" else [])
+
+    def _plan(self, ctx: TaskContext):
+        from ...errors import InvalidParameterError
+
+        if self.target_accuracy is None:
+            raise InvalidParameterError("the oracle needs target_accuracy (labelled target images)")
+        comps = self.candidates(ctx)
+        best = max(comps, key=lambda c: (self.target_accuracy(c), c.source))
+        best.role = "general"
+        plan = Plan([best], "mean", ctx.n_classes)
+        return plan, per_class_from_plan(self.table_, plan, ctx)

@@ -1,0 +1,157 @@
+"""CHCO: Classification Head Combination Optimisation over experts and VLMs together.
+
+Search space: a general part (the prototype classifier and/or VLMs, answering every class) plus any
+set of expert components, each answering the task classes its heads cover (a class on an inner
+node is served by all heads below it), trusted per image through the general part's belief that
+the image is one of the expert's classes (see :mod:`mll.selection.plan`).
+
+Objective: proxy-task accuracy estimated from labels minus ``cost`` per model loaded, under an
+optional budget (models, or milliseconds per image). Solver: exhaustive over expert subsets when
+there are at most ``exact_limit`` candidates; otherwise greedy forward selection (add the expert
+with the largest gain while the gain exceeds the cost). Accuracy is not submodular, so greedy has
+no worst-case guarantee; the benchmark reports its gap to the exact search on small hubs. A final
+pass drops single (expert, class) answers whose removal raises the objective: that is
+where heads, not whole models, are chosen.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from ..base import (
+    Selector,
+    expert_component,
+    per_class_from_plan,
+    proto_component,
+    proxy_accuracy,
+    proxy_proba,
+    selectors,
+    vlm_component,
+)
+from ..context import TaskContext
+from ..plan import Component, Plan, combine
+
+
+@selectors.register("chco")
+class CHCO(Selector):
+    name = "chco"
+    _parameter_constraints = {"cost": (float, 0.0, 1.0), "budget_models": (int, 1, 1000),
+                              "exact_limit": (int, 0, 16)}
+
+    def __init__(self, *, cost: float = 0.002, budget_models: int = 50,
+                 budget_ms: float | None = None, exact_limit: int = 6, use_proto: bool = True,
+                 prune_heads: bool = True) -> None:
+        self.cost = cost
+        self.budget_models = budget_models
+        self.budget_ms = budget_ms
+        self.exact_limit = exact_limit
+        self.use_proto = use_proto
+        self.prune_heads = prune_heads
+
+    def _plan(self, ctx: TaskContext):
+        table = self.table_
+        cache: dict[int, np.ndarray] = {}
+
+        def proba(comp: Component) -> np.ndarray:
+            if id(comp) not in cache:
+                cache[id(comp)] = proxy_proba(table, comp, ctx)
+            return cache[id(comp)]
+
+        def objective(components: list[Component]) -> float:
+            plan = Plan(components, "gated", ctx.n_classes)
+            pred = combine(plan, [proba(c) for c in components]).argmax(axis=1)
+            return proxy_accuracy(pred, ctx) - self.cost * len({c.source for c in components})
+
+        general = self._general(ctx, objective)
+        experts = [c for c in (expert_component(table, m, ctx) for m in table.experts) if c]
+        experts = [c for c in experts if self._affordable(general + [c])]
+        chosen = self._search(general, experts, objective)
+        if self.prune_heads:
+            chosen = self._prune(general, chosen, objective)
+        plan = Plan(general + chosen, "gated", ctx.n_classes)
+        self.objective_ = objective(plan.components)
+        return plan, per_class_from_plan(table, plan, ctx)
+
+    def _general(self, ctx: TaskContext, objective) -> list[Component]:
+        """The best general part among the default VLM, every VLM, prototypes, and pairs of them."""
+        table = self.table_
+        vlms = [vlm_component(table, m, ctx) for m in table.vlms]
+        options: list[list[Component]] = [[v] for v in vlms]
+        proto = proto_component(table, ctx) if self.use_proto and len(ctx.proxy_index) else None
+        if proto is not None:
+            if proto.role == "general":
+                options.append([proto])
+            options += [[proto, v] for v in vlms]
+        if not len(ctx.proxy_index):
+            default = table.default_vlm().id
+            return [v for v in vlms if v.source == default]
+        return max(options, key=lambda comps: (objective(comps), -len(comps)))
+
+    def _affordable(self, components: list[Component]) -> bool:
+        sources = {c.source for c in components}
+        if len(sources) > self.budget_models:
+            return False
+        if self.budget_ms is not None:
+            lat = sum(self.table_.models[s].info.latency_ms or 0.0 for s in sources
+                      if s in self.table_.models)
+            return lat <= self.budget_ms
+        return True
+
+    def _search(self, general, experts, objective) -> list[Component]:
+        base = objective(general)
+        if len(experts) <= self.exact_limit:
+            best, best_val = [], base
+            for r in range(1, len(experts) + 1):
+                for subset in itertools.combinations(experts, r):
+                    if self._affordable(general + list(subset)):
+                        val = objective(general + list(subset))
+                        if val > best_val + 1e-9:
+                            best, best_val = list(subset), val
+            return best
+        chosen: list[Component] = []
+        current = base
+        remaining = list(experts)
+        while remaining:
+            scored = [(objective(general + chosen + [c]), i) for i, c in enumerate(remaining)
+                      if self._affordable(general + chosen + [c])]
+            if not scored:
+                break
+            val, i = max(scored)
+            if val <= current + 1e-9:
+                break
+            chosen.append(remaining.pop(i))
+            current = val
+        return chosen
+
+    def _prune(self, general, chosen, objective) -> list[Component]:
+        current = objective(general + chosen)
+        for comp in chosen:
+            for k in list(comp.classes):
+                if len(comp.classes) == 1:
+                    break
+                trial = Component(comp.kind, comp.source, comp.weight, comp.role,
+                                  [c for c in comp.classes if c != k],
+                                  head_map=_without(comp.head_map, k))
+                val = objective(general + [trial if c is comp else c for c in chosen])
+                if val > current + 1e-9:
+                    comp.classes, comp.head_map, current = trial.classes, trial.head_map, val
+        return chosen
+
+    def _explain(self, ctx: TaskContext, plan: Plan) -> list[str]:
+        gen = ", ".join(c.source if c.kind != "proto" else "prototypes" for c in plan.components
+                        if c.role == "general")
+        lines = [f"general part: {gen} (best proxy accuracy among VLMs, prototypes and pairs)"]
+        for c in plan.components:
+            if c.role == "expert":
+                names = ", ".join(ctx.task.classes[k] for k in c.classes)
+                lines.append(f"{c.source} ({c.kind}) answers {names}; gated by the general part")
+        lines.append(f"objective (proxy accuracy - {self.cost} x models): {self.objective_:.4f}")
+        return lines
+
+
+def _without(head_map: np.ndarray, k: int) -> np.ndarray:
+    out = head_map.copy()
+    out[:, k] = 0
+    return out

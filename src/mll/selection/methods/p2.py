@@ -1,0 +1,93 @@
+"""P2 (Tan et al., ICML 2025) as published, for the hub's VLMs.
+
+1. Describe each class with templates (name, WordNet gloss, lemmas, hypernym, domain words).
+2. Keep the top-``nodes`` sample nodes per class by text similarity of descriptions and node
+   captions: the transition matrix Z, each class column normalised to sum to 1.
+3. ``p_{m,v}``: precision of VLM m on node v when the node's sample images are classified among
+   the selected nodes (from the stored image embeddings, no inference); ``p_{m,y} = Σ_v p_{m,v} z_{v,y}``.
+4. ``r_{m,y} = α p_{m,y} + (1-α)/|Y| Σ_y' p_{m,y'}``; keep the top-``k`` VLMs per class.
+5. Reuse: entropy-weighted sum of each selected VLM's zero-shot probabilities.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..base import Selector, model_entry, selectors, vlm_component
+from ..context import TaskContext
+from ..plan import Plan
+
+TEMPLATES = ("a photo of a {name}.", "{name}, which is {gloss}.", "a {name}, a kind of {parent}.",
+             "{lemmas}.", "a {domain} of a {name}.")
+
+
+def describe(table, name: str, node: str | None, domain: str) -> list[str]:
+    """Template descriptions of one class (P2 used an LLM; a configured one can replace these)."""
+    graph = table.graph
+    clean = name.replace("_", " ")
+    fields = {"name": clean, "gloss": clean, "parent": "object", "lemmas": clean,
+              "domain": domain or "photo"}
+    if node:
+        parents = graph.parents(node)
+        fields |= {"gloss": graph.definition(node),
+                   "parent": graph.name(parents[0]) if parents else "entity",
+                   "lemmas": ", ".join(w.replace("_", " ") for w in graph.lemmas(node))}
+    return [t.format(**fields) for t in TEMPLATES if domain or "{domain}" not in t]
+
+
+@selectors.register("p2")
+class P2(Selector):
+    name = "p2"
+    _parameter_constraints = {"alpha": (float, 0.0, 1.0), "k": (int, 1, 50), "nodes": (int, 1, 50)}
+
+    def __init__(self, *, alpha: float = 0.7, k: int = 1, nodes: int = 5) -> None:
+        self.alpha = alpha
+        self.k = k
+        self.nodes = nodes
+
+    def scores(self, ctx: TaskContext) -> tuple[list, np.ndarray]:
+        """(vlm labels, r matrix (models, classes))."""
+        table = self.table_
+        vlms = table.vlms
+        sample_nodes = np.array(sorted(set(table.image_nodes.tolist())))
+        caps = table.matcher.captions[[table.graph.index(v) for v in sample_nodes]]
+        descs = [describe(table, n, v, ctx.task.domain)
+                 for n, v in zip(ctx.task.classes, ctx.class_nodes, strict=True)]
+        z = np.zeros((len(sample_nodes), ctx.n_classes))
+        for y, group in enumerate(descs):
+            e = table.matcher.embeddings.encode(group).mean(axis=0)
+            sims = caps @ (e / np.linalg.norm(e))
+            top = np.argsort(-sims)[: self.nodes]
+            z[top, y] = np.maximum(sims[top], 1e-6)
+        z /= z.sum(axis=0, keepdims=True)
+        selected = np.flatnonzero(z.sum(axis=1) > 0)
+        p = np.zeros((len(vlms), ctx.n_classes))
+        for mi, m in enumerate(vlms):
+            p[mi] = self._precision(m, sample_nodes[selected]) @ z[selected]
+        r = self.alpha * p + (1 - self.alpha) * p.mean(axis=1, keepdims=True)
+        return vlms, r
+
+    def _precision(self, label, nodes: np.ndarray) -> np.ndarray:
+        """Per node: share of its images classified as that node among ``nodes``, via captions."""
+        table = self.table_
+        rows = np.flatnonzero(np.isin(table.image_nodes, nodes))
+        text_pos = {v: i for i, v in enumerate(label.text_nodes.tolist())}
+        text = label.text_emb[[text_pos[v] for v in nodes]]
+        pred = (label.outputs[rows] @ text.T).argmax(axis=1)
+        truth = np.searchsorted(nodes, table.image_nodes[rows])
+        hits = np.bincount(truth, weights=pred == truth, minlength=len(nodes))
+        return hits / np.maximum(np.bincount(truth, minlength=len(nodes)), 1)
+
+    def _plan(self, ctx: TaskContext):
+        vlms, r = self.scores(ctx)
+        chosen: dict[str, list[int]] = {}
+        for y in range(ctx.n_classes):
+            for mi in np.argsort(-r[:, y], kind="stable")[: self.k]:
+                chosen.setdefault(vlms[mi].id, []).append(y)
+        comps = [vlm_component(self.table_, self.table_.models[mid], ctx, role="general")
+                 for mid in chosen]
+        plan = Plan(comps, "entropy", ctx.n_classes)
+        per_class = [[model_entry(self.table_, c, ctx, y) for c in comps if y in chosen[c.source]]
+                     for y in range(ctx.n_classes)]
+        self.r_ = r
+        return plan, per_class

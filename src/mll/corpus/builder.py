@@ -21,7 +21,7 @@ import logging
 import multiprocessing
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +35,7 @@ from ..errors import MLLError
 from . import sources as _sources  # noqa: F401 - registers the built-in sources
 from .config import CorpusConfig
 from .records import ROLES, ImageRecord, Location, RecordTable
-from .sources.base import SOURCES, Unit
+from .sources.base import SOURCES, Item, Unit
 from .store import PackWriter, canonical, encode, image_id, shape3
 
 logger = logging.getLogger(__name__)
@@ -106,27 +106,21 @@ def writer_lock(layout: CorpusLayout) -> Iterator[None]:
 EncodedItem = tuple[ImageRecord, int, tuple[int, int, int], bytes]
 
 
-def encode_records(items: Any) -> list[EncodedItem]:
-    """Canonical pixels -> (record, codec, shape, bytes); ``items`` yields source ``Item`` s."""
+def encode_records(items: Iterable[Item], source: str) -> list[EncodedItem]:
+    """Canonical pixels -> (record, codec, shape, bytes) for each source item."""
     out = []
     for it in items:
         arr = canonical(it.image)
         codec, blob = encode(arr)
-        rec = ImageRecord(image_id(arr), "", it.orig_id, it.license, it.style, it.wnid, it.role,
-                          it.augmentation)
+        rec = ImageRecord(image_id(arr), source, it.orig_id, it.license, it.style, it.wnid,
+                          it.role, it.augmentation)
         out.append((rec, codec, shape3(arr), blob))
     return out
 
 
 def render_unit(job: tuple[str, str, dict[str, Any]]) -> tuple[str, list[EncodedItem]]:
     key, source, params = job
-    items = encode_records(SOURCES.get(source).render(params))
-    return key, [(_with_source(rec, source), c, s, b) for rec, c, s, b in items]
-
-
-def _with_source(rec: ImageRecord, source: str) -> ImageRecord:
-    return ImageRecord(rec.image_id, source, rec.orig_id, rec.license, rec.style, rec.wnid,
-                       rec.role, rec.augmentation)
+    return key, encode_records(SOURCES.get(source).render(params), source)
 
 
 # -- storing ----------------------------------------------------------------------------------------
@@ -228,7 +222,9 @@ def publish(layout: CorpusLayout, manifest: RecordTable, meta: dict[str, Any]) -
 
 # -- the build ------------------------------------------------------------------------------------
 def selected_sources(cfg: CorpusConfig) -> list[str]:
-    names = list(cfg.sources) if cfg.sources else SOURCES.list()
+    """The sources named in ``cfg`` or, by default, every registered one except ``test-*``
+    (the test suite's synthetic sources are only built when named)."""
+    names = list(cfg.sources) or [n for n in SOURCES.list() if not n.startswith("test-")]
     for n in names:
         SOURCES.get(n)  # unknown names raise with suggestions
     return sorted(names, key=SOURCES.list().index)
@@ -265,6 +261,7 @@ def run_units(layout: CorpusLayout, todo: list[tuple[str, Unit]], index: StoreIn
 
 
 def import_tables(layout: CorpusLayout) -> tuple[list[RecordTable], list[str]]:
+    """The tables of the imported user folders and their source names, by task name."""
     tables, names = [], []
     for name, entry in sorted(layout.read_imports().items()):
         table = load_unit(layout, entry["unit"])
@@ -290,27 +287,28 @@ def build(hub_dir: Path, cfg: CorpusConfig | None = None) -> BuildReport:
             if table is not None:
                 tables[key] = table
                 index.add_table(table)
-        imported, import_sources = import_tables(layout)
-        for table in imported:
+        for table in import_tables(layout)[0]:
             index.add_table(table)
         todo = [(k, u) for k, u in jobs if k not in tables]
         tables.update(run_units(layout, todo, index, cfg.workers))
-        version, changed, manifest, dropped = finish(layout, cfg, [k for k, _ in jobs],
-                                                     [tables[k] for k, _ in jobs],
-                                                     imported, import_sources)
+        keys = [k for k, _ in jobs]
+        version, changed, manifest, dropped = finish(
+            layout, cfg.to_json(), keys, [tables[k] for k in keys], selected_sources(cfg))
     return BuildReport(version=version, changed=changed, units=len(jobs), units_rendered=len(todo),
                        images=len(manifest), roles=role_counts(manifest),
                        duplicates_dropped=sum(dropped.values()),
                        seconds=round(time.perf_counter() - t0, 2))
 
 
-def finish(layout: CorpusLayout, cfg: CorpusConfig, unit_keys: list[str],
-           tables: list[RecordTable], imported: list[RecordTable], import_sources: list[str]
+def finish(layout: CorpusLayout, config: dict[str, Any], unit_keys: list[str],
+           tables: list[RecordTable], source_order: list[str]
            ) -> tuple[str, bool, RecordTable, Counter[tuple[str, str, str, str]]]:
-    """Assemble and publish the manifest of built and imported tables."""
-    order = selected_sources(cfg) + import_sources
+    """Assemble the built units' tables and every import into one manifest, and publish it."""
+    imported, import_sources = import_tables(layout)
+    order = source_order + import_sources
     manifest, dropped = assemble(tables + imported, order)
-    meta = {"config": cfg.to_json(), "sources": order, "units": unit_keys,
+    meta = {"config": config, "sources": order, "builtin_sources": source_order,
+            "units": unit_keys,
             "duplicates": [{"dropped_source": a, "dropped_role": b, "kept_source": c,
                             "kept_role": d, "count": n}
                            for (a, b, c, d), n in sorted(dropped.items())]}

@@ -103,7 +103,7 @@ class LabelStore:
 
     def write_shard(self, content_hash: str, outputs: Outputs) -> Path:
         dest = self.model_dir(content_hash) / "shards" / (
-            self.shard_name(content_hash, list(outputs.ids)) + ".npz")
+            self.shard_name(content_hash, outputs.id_list()) + ".npz")
         with atomic_path(dest) as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, **outputs.arrays())

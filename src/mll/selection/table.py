@@ -49,6 +49,7 @@ class LabelTable:
         from ..graph import Matcher
         from ..hub import Hub
         from ..labels import LabelStore, read_outputs, read_stats, read_summary
+        from ..labels.store import storage_bytes
 
         self.hub_dir = Path(hub_dir)
         self.hub = Hub.open(self.hub_dir, db=db)
@@ -73,7 +74,8 @@ class LabelTable:
             n_heads = len(info.classes)
             values = out.dense(n_heads) if info.kind == "expert" else np.asarray(
                 out.values, dtype=np.float32)
-            label = ModelLabel(info, values, read_stats(ldir), read_summary(ldir))
+            summary = read_summary(ldir) | {"bytes": storage_bytes(ldir)}
+            label = ModelLabel(info, values, read_stats(ldir), summary)
             if info.kind == "vlm":
                 label.text_nodes = np.load(ldir / "text_nodes.npy")
                 label.text_emb = np.load(ldir / "text_emb.npy").astype(np.float32)
@@ -114,6 +116,14 @@ class LabelTable:
     @cached_property
     def sample_node_ancestors(self) -> dict[str, set[str]]:
         return {v: self.graph.ancestors(v, include_self=True) for v in set(self.image_nodes.tolist())}
+
+    def subset(self, model_ids) -> LabelTable:
+        """The same table restricted to some models (shares caches; for hub-size studies)."""
+        import copy
+
+        view = copy.copy(self)
+        view.models = {m: self.models[m] for m in model_ids}
+        return view
 
     def adapter(self, model_id: str):
         """A loaded model (kept: VLM text towers are reused for every task)."""

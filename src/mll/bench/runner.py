@@ -1,0 +1,190 @@
+"""The benchmark: every method on every target task, with intervals, ablations and hub growth.
+
+Each model runs once per eval image (backbone features are cached on disk), then every method's
+plan is applied to those outputs through the same predictor code that ``mll solve`` uses.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .._io import progress
+from ..labels.kernel import model_outputs
+from ..reuse import TaskPredictor
+from ..selection import Task, build_context, make_selector
+from ..selection.plan import Plan, combine
+from .tasks import EvalTask, standard_tasks
+
+logger = logging.getLogger(__name__)
+
+METHODS: list[tuple[str, str, dict]] = [
+    ("chco", "chco", {}), ("p2-k1", "p2", {"k": 1}), ("p2-k3", "p2", {"k": 3}),
+    ("inb-k1", "inb", {"k": 1}), ("inb-k3", "inb", {"k": 3}), ("modelgpt", "modelgpt", {}),
+    ("random", "random", {"k": 1}), ("vlm", "vlm", {}), ("proto", "proto", {}), ("all", "all", {}),
+    ("oracle", "oracle", {})]
+RANDOM_SEEDS = 5
+BOOTSTRAP = 1000
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    quick: bool = False
+    seed: int = 0
+    orders: int = 10
+    alphas: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9)
+    ks: tuple[int, ...] = (1, 2, 3, 4, 5, 6)
+
+
+def eval_outputs(table, task: EvalTask) -> dict[str, np.ndarray]:
+    """Every model's raw output (and the prototype backbone's features) on the task's images."""
+    load, feats = table.corpus.load, table.hub.features
+    out = {mid: model_outputs(table.adapter(mid), task.image_ids, feats, load)
+           for mid in table.models}
+    out[table.proto_backbone] = feats.get(table.proto_backbone, keys=task.image_ids, load=load)
+    return out
+
+
+def _correct(plan: Plan, outputs, truth) -> np.ndarray:
+    """Per image: right or wrong, through the predictor's own combination code."""
+    return combine(plan, [c.proba(outputs[c.source]) for c in plan.components]).argmax(axis=1) == truth
+
+
+def run_method(table, ctx, outputs, task: EvalTask, method: str, params: dict) -> dict:
+    if method == "oracle":
+        def target_accuracy(comp):
+            return float(_correct(Plan([comp], "mean", ctx.n_classes), outputs, task.truth).mean())
+        params = {"target_accuracy": target_accuracy}
+    seeds = range(RANDOM_SEEDS) if method == "random" else [None]
+    runs = []
+    for seed in seeds:
+        p = params | ({"seed": seed} if seed is not None else {})
+        sel = make_selector(method, **p).fit(table).select(ctx.task, ctx)
+        runs.append((sel, _correct(sel.plan, outputs, task.truth)))
+    correct = np.mean([c for _, c in runs], axis=0)
+    sel = runs[0][0]
+    return {"accuracy": float(correct.mean()), "correct": correct,
+            "predicted": sel.predicted_accuracy, "seconds": float(np.mean([s.seconds for s, _ in runs])),
+            "models": sel.models, "selection": sel}
+
+
+def paired_bootstrap(a: list[np.ndarray], b: list[np.ndarray], seed: int) -> tuple[float, float, float]:
+    """Mean-over-tasks accuracy difference a - b and its 95% interval (images resampled per task)."""
+    rng = np.random.default_rng(seed)
+    diffs = np.zeros(BOOTSTRAP)
+    for x, y in zip(a, b, strict=True):
+        idx = rng.integers(0, len(x), size=(BOOTSTRAP, len(x)))
+        diffs += (x[idx].mean(axis=1) - y[idx].mean(axis=1))
+    diffs /= len(a)
+    point = float(np.mean([x.mean() - y.mean() for x, y in zip(a, b, strict=True)]))
+    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    return round(point, 4), round(float(lo), 4), round(float(hi), 4)
+
+
+def run_bench(hub_dir: str | Path, config: BenchConfig = BenchConfig(), db: str | None = None
+              ) -> dict:
+    from ..selection import LabelTable
+
+    start = time.perf_counter()
+    table = LabelTable(hub_dir, db=db)
+    tasks = standard_tasks(table.corpus, table.graph, quick=config.quick, seed=config.seed)
+    contexts, outputs = {}, {}
+    for t in progress(tasks, "running models on eval images"):
+        outputs[t.name] = eval_outputs(table, t)
+        contexts[t.name] = build_context(table, Task.create(t.classes, domain=t.domain, name=t.name))
+    results: dict[str, dict[str, dict]] = {}
+    for t in progress(tasks, "selecting and predicting"):
+        results[t.name] = {name: run_method(table, contexts[t.name], outputs[t.name], t, m, p)
+                           for name, m, p in METHODS}
+    methods = [name for name, _, _ in METHODS]
+    report = {
+        "config": config.__dict__, "hub": str(hub_dir),
+        "tasks": [{"name": t.name, "classes": len(t.classes), "images": len(t.image_ids),
+                   "domain": t.domain} for t in tasks],
+        "methods": methods,
+        "accuracy": {t.name: {m: round(results[t.name][m]["accuracy"], 4) for m in methods}
+                     for t in tasks},
+        "predicted": {t.name: {m: results[t.name][m]["predicted"] for m in methods} for t in tasks},
+        "selection_seconds": {m: round(float(np.mean([results[t.name][m]["seconds"] for t in tasks])), 4)
+                              for m in methods},
+        "models_loaded": {t.name: {m: len(results[t.name][m]["models"]) for m in methods}
+                          for t in tasks},
+    }
+    report["mean_accuracy"] = {m: round(float(np.mean([report["accuracy"][t.name][m] for t in tasks])), 4)
+                               for m in methods}
+    report["predicted_mae"] = {
+        m: round(float(np.mean([abs(results[t.name][m]["predicted"] - results[t.name][m]["accuracy"])
+                                for t in tasks if results[t.name][m]["predicted"] is not None])), 4)
+        if any(results[t.name][m]["predicted"] is not None for t in tasks) else None
+        for m in methods}
+    report["chco_vs"] = {m: dict(zip(("difference", "low", "high"), paired_bootstrap(
+        [results[t.name]["chco"]["correct"] for t in tasks],
+        [results[t.name][m]["correct"] for t in tasks], config.seed), strict=True))
+        for m in methods if m != "chco"}
+    report["ablation_alpha"] = _sweep(table, tasks, contexts, outputs, "p2",
+                                      [{"alpha": a, "k": 1} for a in config.alphas])
+    report["ablation_k"] = {name: _sweep(table, tasks, contexts, outputs, name, [{"k": k} for k in config.ks])
+                            for name in ("p2", "inb")}
+    report["scalability"] = scalability(table, tasks, contexts, outputs, config)
+    report["inference_images_per_second"] = inference_speed(table, tasks, results)
+    report["labelling"] = labelling_cost(table)
+    report["seconds"] = round(time.perf_counter() - start, 1)
+    table.close()
+    return report
+
+
+def _sweep(table, tasks, contexts, outputs, method: str, grid: list[dict]) -> list[dict]:
+    rows = []
+    for params in grid:
+        accs = [run_method(table, contexts[t.name], outputs[t.name], t, method, params)["accuracy"]
+                for t in tasks]
+        rows.append(params | {"mean_accuracy": round(float(np.mean(accs)), 4)})
+    return rows
+
+
+def scalability(table, tasks, contexts, outputs, config: BenchConfig) -> dict:
+    """CHCO's mean accuracy as models join the hub in random orders (the patch VLM is always in)."""
+    base = table.default_vlm().id
+    others = sorted(m for m in table.models if m != base)
+    n = len(others)
+    sizes = sorted({0, n} | {int(round(n * f)) for f in (0.1, 0.25, 0.5, 0.75)})
+    rng = np.random.default_rng(config.seed)
+    curves = []
+    for _ in progress(range(config.orders), "hub growth orders"):
+        order = [others[i] for i in rng.permutation(n)]
+        curve = []
+        for s in sizes:
+            sub = table.subset([base] + order[:s])
+            accs = [run_method(sub, contexts[t.name], outputs[t.name], t, "chco", {})["accuracy"]
+                    for t in tasks]
+            curve.append(float(np.mean(accs)))
+        curves.append(curve)
+    arr = np.array(curves)
+    return {"models": [s + 1 for s in sizes], "mean": arr.mean(axis=0).round(4).tolist(),
+            "std": arr.std(axis=0).round(4).tolist(), "orders": config.orders,
+            "curves": arr.round(4).tolist()}
+
+
+def inference_speed(table, tasks, results, n: int = 64) -> dict:
+    """Images per second of the assembled CHCO predictor, from raw images (no cached features)."""
+    out = {}
+    for t in tasks[:1] + [t for t in tasks if t.name.startswith("emoji")][:1]:
+        sel = results[t.name]["chco"]["selection"]
+        predictor = TaskPredictor.from_selection(sel, table.hub)
+        images = table.corpus.load(t.image_ids[:n])
+        predictor.predict(images[:4])  # warm-up: model loading is not inference
+        start = time.perf_counter()
+        predictor.predict(images)
+        out[t.name] = round(len(images) / (time.perf_counter() - start), 2)
+    return out
+
+
+def labelling_cost(table) -> dict:
+    sums = [m.summary for m in table.models.values()]
+    return {"models": len(sums), "sample_images": len(table.image_ids),
+            "seconds": round(sum(s.get("labelling_seconds", 0.0) for s in sums), 1),
+            "bytes": int(sum(s.get("bytes", 0) for s in sums))}

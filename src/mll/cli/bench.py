@@ -1,0 +1,32 @@
+"""``mll bench``: every selection method on the eval tasks, with intervals and ablations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ._options import emit_json, hub_option, json_option
+
+
+@click.command("bench")
+@click.option("--quick", is_flag=True, help="Fewer eval images and emoji classes (minutes).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("bench-results"), show_default=True, help="Where results go.")
+@click.option("--orders", default=10, show_default=True, type=click.IntRange(1),
+              help="Random orders for the hub-growth curve.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--db", default=None, envvar="MLL_DB", help="SQLAlchemy URL of the store.")
+@hub_option
+@json_option
+def command(quick: bool, out_dir: Path, orders: int, seed: int, db, hub: Path, as_json: bool) -> None:
+    """Benchmark chco against the papers' baselines on the hub's eval images."""
+    from ..bench import BenchConfig, run_bench, write_results
+
+    report = run_bench(hub, BenchConfig(quick=quick, seed=seed, orders=orders), db=db)
+    paths = write_results(report, out_dir)
+    if as_json:
+        emit_json(report | {"files": [str(p) for p in paths]})
+        return
+    click.echo((out_dir / "results.md").read_text())
+    click.echo("written: " + ", ".join(str(p) for p in paths))

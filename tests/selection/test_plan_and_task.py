@@ -1,0 +1,84 @@
+"""The combination rule and task validation, on small arrays the tests build themselves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mll.errors import InvalidParameterError, NotFittedError
+from mll.selection import Component, Plan, Task, combine, make_selector
+
+
+def _expert(classes, n_classes, weight=1.0):
+    head_map = np.zeros((len(classes), n_classes), dtype=np.float32)
+    for j, k in enumerate(classes):
+        head_map[j, k] = 1
+    return Component("expert", "e", weight, "expert", list(classes), head_map=head_map)
+
+
+def test_gated_expert_is_trusted_only_inside_its_domain():
+    # 4 classes; the general part is unsure within {0, 1} but sure the image is in {0, 1}
+    general = Component("vlm", "g", 1.0, "general")
+    p_g = np.array([[0.45, 0.45, 0.05, 0.05],   # in the expert's domain
+                    [0.05, 0.05, 0.45, 0.45]])  # outside it
+    expert = _expert([0, 1], 4)
+    q = expert.proba(np.array([[0.1, 0.9], [0.95, 0.05]]))  # confidently "class 1", then "class 0"
+    out = combine(Plan([general, expert], "gated", 4), [p_g, q])
+    assert out.argmax(axis=1)[0] == 1  # the expert decides inside its domain
+    assert out.argmax(axis=1)[1] in (2, 3)  # and is ignored outside it (gate ~0.1)
+    assert np.allclose(out.sum(axis=1), 1)
+
+
+def test_expert_head_mass_sums_to_classes():
+    # heads 0 and 1 both vote for class 0 (e.g. two kinds of boot for "footwear")
+    head_map = np.array([[1, 0], [1, 0], [0, 1]], dtype=np.float32)
+    comp = Component("expert", "e", 1.0, "expert", [0, 1], head_map=head_map)
+    p = comp.proba(np.array([[0.3, 0.3, 0.4]]))
+    assert np.allclose(p, [[0.6, 0.4]])
+
+
+def test_entropy_rule_prefers_confident_models():
+    a = np.array([[0.9, 0.1]])
+    b = np.array([[0.4, 0.6]])
+    comps = [Component("vlm", "a", 1.0, "general"), Component("vlm", "b", 1.0, "general")]
+    assert combine(Plan(comps, "entropy", 2), [a, b]).argmax() == 0
+
+
+def test_task_validation():
+    with pytest.raises(InvalidParameterError, match="at least two"):
+        Task.create(["cat"])
+    with pytest.raises(InvalidParameterError, match="give at least two"):
+        Task.create([])
+    with pytest.raises(InvalidParameterError, match="same name after normalisation"):
+        Task.create(["Ankle boot", "ankle_boot"])
+    with pytest.raises(InvalidParameterError, match="empty class name"):
+        Task.create(["cat", "  "])
+    with pytest.raises(InvalidParameterError, match="not a wnid"):
+        Task.create(["cat", "dog"], pinned={"cat": "feline"})
+    task = Task.create("cat, dog,  mouse ", domain=" emoji ")
+    assert task.classes == ("cat", "dog", "mouse") and task.domain == "emoji"
+
+
+def test_task_file_with_pins(tmp_path):
+    f = tmp_path / "classes.txt"
+    f.write_text("# my task\nmouse\tn03793489\nkeyboard\n\nmonitor\n")
+    task = Task.from_file(f, domain="office")
+    assert task.classes == ("mouse", "keyboard", "monitor")
+    assert task.pinned == {"mouse": "n03793489"}
+    with pytest.raises(InvalidParameterError, match="does not exist"):
+        Task.from_file(tmp_path / "missing.txt")
+
+
+def test_selector_params_and_not_fitted():
+    sel = make_selector("p2", alpha=0.5, k=3)
+    assert sel.get_params() == {"alpha": 0.5, "k": 3, "nodes": 5}
+    with pytest.raises(InvalidParameterError, match="no parameter"):
+        sel.set_params(beta=1)
+    with pytest.raises(NotFittedError):
+        sel.select(Task.create(["cat", "dog"]))
+    with pytest.raises(InvalidParameterError):
+        make_selector("p2", alpha=1.5).fit(object())
+    from mll.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="did you mean 'chco'"):
+        make_selector("chc")

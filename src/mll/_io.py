@@ -59,9 +59,15 @@ def atomic_write_json(dest: Path, obj: Any) -> None:
 def progress(items: Iterable[T], description: str, total: int | None = None,
              disable: bool | None = None) -> Iterator[T]:
     """A rich progress bar with ETA on stderr; silent when stderr is not a terminal."""
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
     from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     console = Console(stderr=True)
     if disable is None:

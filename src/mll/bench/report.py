@@ -47,6 +47,13 @@ def markdown(r: dict) -> str:
         "", *[f"{name} k ablation: " + ", ".join(f"k={row['k']}: {row['mean_accuracy']:.3f}"
                                                  for row in rows)
               for name, rows in r["ablation_k"].items()],
+        "", "Trust signals for the experts chco chose (AUROC, own classes vs the rest, eval images): "
+        "gate = the general part's mass on the expert's classes (the rule chco uses), max softmax "
+        "of the expert, and the expert's labelling-time detector (on sample images).", "",
+        "| task | expert | gate | max softmax | detector (labels) |", "|---|---|---:|---:|---:|",
+        *[f"| {x['task']} | {x['expert']} | {x['gate_auroc']} | {x['max_softmax_auroc']} | "
+          f"{x['detector_auroc_on_labels'] if x['detector_auroc_on_labels'] is None else round(x['detector_auroc_on_labels'], 3)} |"
+          for x in r["trust"]],
         "", f"Predictor inference (chco, 2 cores, images/s): {json.dumps(r['inference_images_per_second'])}",
         f"Labelling cost of the hub: {r['labelling']['models']} models on "
         f"{r['labelling']['sample_images']} sample images, {r['labelling']['seconds']} s, "

@@ -125,6 +125,7 @@ def run_bench(hub_dir: str | Path, config: BenchConfig = BenchConfig(), db: str 
         [results[t.name]["chco"]["correct"] for t in tasks],
         [results[t.name][m]["correct"] for t in tasks], config.seed), strict=True))
         for m in methods if m != "chco"}
+    report["trust"] = trust_auroc(table, tasks, outputs, results)
     report["ablation_alpha"] = _sweep(table, tasks, contexts, outputs, "p2",
                                       [{"alpha": a, "k": 1} for a in config.alphas])
     report["ablation_k"] = {name: _sweep(table, tasks, contexts, outputs, name, [{"k": k} for k in config.ks])
@@ -135,6 +136,36 @@ def run_bench(hub_dir: str | Path, config: BenchConfig = BenchConfig(), db: str 
     report["seconds"] = round(time.perf_counter() - start, 1)
     table.close()
     return report
+
+
+def trust_auroc(table, tasks, outputs, results) -> list[dict]:
+    """How well each trust signal tells an expert's own classes from the rest, on eval images.
+
+    For every expert chco chose: the gate it uses (the general part's mass on the expert's
+    classes), the expert's own max softmax, and its labelling-time detector (AUROC on sample
+    images, from the label).
+    """
+    from ..labels import auroc
+
+    rows = []
+    for t in tasks:
+        plan = results[t.name]["chco"]["selection"].plan
+        general = [c for c in plan.components if c.role == "general"]
+        if not general:
+            continue
+        wsum = sum(c.weight for c in general)
+        p_g = sum(c.weight * c.proba(outputs[t.name][c.source]) for c in general) / wsum
+        for c in plan.components:
+            if c.role != "expert" or c.kind != "expert":
+                continue
+            inside = np.isin(t.truth, c.classes)
+            raw = np.asarray(outputs[t.name][c.source])
+            label = table.models[c.source].summary.get("detector", {})
+            rows.append({"task": t.name, "expert": table.models[c.source].info.name,
+                         "gate_auroc": round(auroc(p_g[:, c.classes].sum(axis=1), inside), 4),
+                         "max_softmax_auroc": round(auroc(raw.max(axis=1), inside), 4),
+                         "detector_auroc_on_labels": label.get("auroc")})
+    return rows
 
 
 def _sweep(table, tasks, contexts, outputs, method: str, grid: list[dict]) -> list[dict]:

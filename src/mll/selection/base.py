@@ -126,12 +126,14 @@ def expert_component(table, label, ctx: TaskContext, weight: float = 1.0) -> Com
     graph = table.graph
     head_wnids = [c.wnid for c in label.info.classes]
     head_map = np.zeros((len(head_wnids), ctx.n_classes), dtype=np.float32)
+    class_of: dict[str, list[int]] = {}
     for k, node in enumerate(ctx.class_nodes):
-        if node is None:
-            continue
-        for j, w in enumerate(head_wnids):
-            if w and (w == node or node in _ancestors(table, w)):
-                head_map[j, k] = 1.0
+        if node is not None:
+            class_of.setdefault(node, []).append(k)
+    for j, w in enumerate(head_wnids):
+        if w:
+            for node in _ancestors(table, w) & class_of.keys():
+                head_map[j, class_of[node]] = 1.0
     # a head under two classes' nodes votes for the most specific one only
     for j in np.flatnonzero(head_map.sum(axis=1) > 1):
         ks = np.flatnonzero(head_map[j])
@@ -145,9 +147,10 @@ def expert_component(table, label, ctx: TaskContext, weight: float = 1.0) -> Com
 
 
 def _ancestors(table, wnid: str) -> set[str]:
+    """The node and its ancestors, memoised on the table (heads repeat across tasks)."""
     cache = table.__dict__.setdefault("_anc_cache", {})
     if wnid not in cache:
-        cache[wnid] = table.graph.ancestors(wnid)
+        cache[wnid] = table.graph.ancestors(wnid, include_self=True)
     return cache[wnid]
 
 

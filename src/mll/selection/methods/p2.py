@@ -54,8 +54,10 @@ class P2(Selector):
         descs = [describe(table, n, v, ctx.task.domain)
                  for n, v in zip(ctx.task.classes, ctx.class_nodes, strict=True)]
         z = np.zeros((len(sample_nodes), ctx.n_classes))
-        for y, group in enumerate(descs):
-            e = table.matcher.embeddings.encode(group).mean(axis=0)
+        flat = table.matcher.embeddings.encode([d for group in descs for d in group])
+        starts = np.cumsum([0] + [len(g) for g in descs])
+        for y in range(ctx.n_classes):
+            e = flat[starts[y]: starts[y + 1]].mean(axis=0)
             sims = caps @ (e / np.linalg.norm(e))
             top = np.argsort(-sims)[: self.nodes]
             z[top, y] = np.maximum(sims[top], 1e-6)

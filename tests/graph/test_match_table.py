@@ -108,6 +108,13 @@ def test_separators_case_and_camelcase(matcher):
         assert graph.synset_name(best.wnid) in expected, (term, graph.synset_name(best.wnid))
 
 
+def test_digits_mean_numerals(matcher):
+    graph = matcher.graph
+    for names in (["zero", "one", "two", "three", "four"], ["0", "1", "2", "3", "4"]):
+        got = [graph.synset_name(c[0].wnid) for c in matcher.match(names, domain="handwritten digit")]
+        assert got == ["zero.n.02", "one.n.01", "two.n.01", "three.n.01", "four.n.01"]
+
+
 def test_unknown_word_still_ranked_but_not_lexical(matcher):
     cands = matcher.match(["flibber"], top=3)[0]
     assert len(cands) == 3 and not any(c.lexical for c in cands)

@@ -96,6 +96,11 @@ def run_bench(hub_dir: str | Path, config: BenchConfig = BenchConfig(), db: str 
     for t in progress(tasks, "running models on eval images"):
         outputs[t.name] = eval_outputs(table, t)
         contexts[t.name] = build_context(table, Task.create(t.classes, domain=t.domain, name=t.name))
+    for mid in table.models:  # loading models is not selection time
+        table.adapter(mid)
+    first = tasks[0]
+    for _, method, params in METHODS:  # warm the text caches the same way for every method
+        run_method(table, contexts[first.name], outputs[first.name], first, method, params)
     results: dict[str, dict[str, dict]] = {}
     for t in progress(tasks, "selecting and predicting"):
         results[t.name] = {name: run_method(table, contexts[t.name], outputs[t.name], t, m, p)

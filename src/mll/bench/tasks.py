@@ -54,6 +54,12 @@ def _by_class(records, names: dict[str, str], graph, per_class: int, seed: int,
     return out
 
 
+def _every_nth(picked: dict[str, list[str]], most: int) -> dict[str, list[str]]:
+    """At most ``most`` classes, spread evenly over the sorted wnids (quick runs)."""
+    keep = sorted(picked)[:: max(1, len(picked) // most)][:most]
+    return {w: picked[w] for w in keep}
+
+
 def _task(name: str, domain: str, picked: dict[str, list[str]], names: dict[str, str],
           graph) -> EvalTask:
     wnids = sorted(picked)
@@ -81,12 +87,13 @@ def standard_tasks(corpus, graph, quick: bool = False, seed: int = 0) -> list[Ev
     flat = corpus.records(role="eval", source="iconify-fluent-emoji-flat")
     picked = _by_class(flat, emoji_names, graph, per_icon, seed, min_images=per_icon)
     if quick:
-        keep = sorted(picked)[:: max(1, len(picked) // 100)][:100]
-        picked = {w: picked[w] for w in keep}
+        picked = _every_nth(picked, 100)
     tasks.append(_task("emoji-fluent-flat", "emoji icon", picked, emoji_names, graph))
     tux = [r for r in corpus.records(role="eval", source="tuxpaint") if r.style.startswith("photo")]
-    tasks.append(_task("tuxpaint-photos", "photo cut-out on white",
-                       _by_class(tux, {}, graph, per_icon, seed), {}, graph))
+    picked = _by_class(tux, {}, graph, per_icon, seed)
+    if quick:
+        picked = _every_nth(picked, 100)
+    tasks.append(_task("tuxpaint-photos", "photo cut-out on white", picked, {}, graph))
     imagenet = [r for r in corpus.records(role="eval", source="foolbox") if r.style == "photo/imagenet"]
     tasks.append(_task("foolbox-imagenet", "photo", _by_class(imagenet, {}, graph, 10, seed), {},
                        graph))

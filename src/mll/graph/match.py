@@ -30,9 +30,11 @@ logger = logging.getLogger(__name__)
 
 # How readily a class name in an image task means a synset of each lexicographer file: animals,
 # artifacts, body parts, food, objects, plants, shapes, substances fully; people half (a person sense
-# is usually a metaphor competing with the animal: "tiger", "shrew", "boxer"); the rest not at all.
+# is usually a metaphor competing with the animal: "tiger", "shrew", "boxer"); places, numbers and
+# written signs half (digits are pictured as numerals); the rest not at all.
 VISUAL_LEXFILES = {5: 1.0, 6: 1.0, 8: 1.0, 13: 1.0, 17: 1.0, 19: 1.0, 20: 1.0, 25: 1.0, 27: 1.0,
-                   15: 0.5, 18: 0.5}
+                   10: 0.5, 15: 0.5, 18: 0.5, 23: 0.5}
+DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 WEIGHTS = {"lexical": 0.38, "sense": 0.08, "caption": 0.22, "visual": 0.08, "context": 0.24,
            "domain": 0.10}
 EMBEDDING_POOL = 8  # nearest captions added to each term's candidates
@@ -62,6 +64,8 @@ def split_words(term: str) -> str:
 def term_forms(term: str) -> list[tuple[str, float]]:
     """Look-up forms of a term with how strongly a hit on each speaks for the whole term."""
     base = split_words(term)
+    if base.isdigit() and len(base) == 1:
+        base = DIGITS[int(base)]  # a digit class ("7") means the numeral seven
     forms: dict[str, float] = {}
 
     def add(form: str, weight: float) -> None:

@@ -20,9 +20,8 @@ from mll.labels import LabelStore, label_hub, read_outputs, read_stats
 @pytest.fixture(scope="module")
 def small_hub(tmp_path_factory, real_hub) -> Path:
     """Graph, a Fashion-MNIST-only quick corpus, and two tiny CNN experts (one per class subset)."""
-    from mll.corpus import CorpusConfig, build
+    from mll.corpus import Corpus, CorpusConfig, build
     from mll.corpus.mappings import load_mapping
-    from mll.corpus import Corpus
     from mll.graph import open_graph
     from mll.hub import Hub
     from mll.hub.train import train_cnn

@@ -31,7 +31,7 @@ def test_corrupt_artifact_is_detected_and_repaired_on_rewrite(tmp_path):
     with pytest.raises(ArtifactIntegrityError, match="corrupt"):
         store.get(digest)
     store.put_bytes(b"abc")
-    assert store.read_bytes(digest) == b"abc"
+    assert store.get(digest).read_bytes() == b"abc"
 
 
 def test_missing_artifact_and_bad_digest(tmp_path):

@@ -64,7 +64,7 @@ def test_insert_get_resolve_delete(store):
         store.resolve("m11")
     orphans = []
     assert store.delete(info.id, on_orphan=orphans.append)
-    assert orphans == ["a" * 64] and store.ids() == []
+    assert orphans == ["a" * 64] and store.infos() == []
 
 
 def test_shared_artifact_is_not_orphaned(store):

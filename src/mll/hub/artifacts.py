@@ -70,9 +70,6 @@ class ArtifactStore:
                 f"artifact {digest} is corrupt (its content hashes to {actual}); re-add the model")
         return path
 
-    def read_bytes(self, digest: str) -> bytes:
-        return self.get(digest).read_bytes()
-
     def delete(self, digest: str) -> None:
         self.path_of(digest).unlink(missing_ok=True)
 

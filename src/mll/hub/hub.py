@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from .._io import sha256_file
 from ..config import HubPaths, resolve_db, resolve_hub
-from ..errors import InvalidParameterError, MLLWarning, UnknownNameError
+from ..errors import ArtifactIntegrityError, InvalidParameterError, MLLWarning, UnknownNameError
 from .adapters import Adapter, Expert, Packed, families
 from .adapters.base import PackContext, TextTowerMixin
 from .artifacts import ArtifactStore
@@ -294,7 +295,8 @@ class Hub:
                   source: str | None, license: str | None, domain: str) -> ModelInfo:
         rows = self._resolve_classes(cls, packed, declared)
         names = [n for n, _ in rows]
-        chash = content_hash(_sha256(packed.path), cls.kind, cls.family, packed.config, names)
+        packed_digest = sha256_file(packed.path)
+        chash = content_hash(packed_digest, cls.kind, cls.family, packed.config, names)
         if (existing := self.store.find_hash(chash)) is not None:
             logger.info("model already in the hub as %s", existing)
             return self.store.get(existing)
@@ -302,6 +304,8 @@ class Hub:
         latency = check_outputs(adapter, len(names) if cls.kind == "expert" else None)
         head = self._map_new(rows, domain) if rows else []
         digest = self.artifacts.put_file(packed.path)
+        if digest != packed_digest:
+            raise ArtifactIntegrityError(f"{packed.path} changed while it was being added")
         row = _model_row(chash, cls, packed, adapter, latency, digest,
                          self.artifacts.size(digest), name=name, source=source, license=license)
         row.classes = [ClassRow(idx=c.index, name=c.name, wnid=c.wnid, score=c.score,
@@ -407,12 +411,6 @@ def _family_of_path(path: Path) -> str | None:
 
 def _confirmed(c: HeadClass) -> HeadClass:
     return HeadClass(c.index, c.name, c.wnid, c.score, True)
-
-
-def _sha256(path: Path) -> str:
-    from .._io import sha256_file
-
-    return sha256_file(path)
 
 
 def _model_row(chash: str, cls: type[Adapter], packed: Packed, adapter: Adapter,

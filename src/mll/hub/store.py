@@ -237,10 +237,6 @@ class Store:
         with self.read() as s:
             return s.scalar(select(ModelRow.id).where(ModelRow.content_hash == content_hash))
 
-    def ids(self) -> list[str]:
-        with self.read() as s:
-            return list(s.scalars(select(ModelRow.id).order_by(ModelRow.created_at, ModelRow.id)))
-
     def resolve(self, ref: str) -> str:
         """A model id from a full id, an unambiguous id prefix (>= 4 chars) or a unique name."""
         from ..errors import UnknownNameError

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +39,9 @@ WEIGHTS = {"lexical": 0.38, "sense": 0.08, "caption": 0.22, "visual": 0.08, "con
 EMBEDDING_POOL = 8  # nearest captions added to each term's candidates
 PRELIMINARY = 3  # candidates per term that vote on the others' context
 NEIGHBOURS = 0.2  # share of the other terms a candidate must be close to (at least 3)
-VOTE_TEMPERATURE = 0.05  # a vote counts exp(-(gap to the term's best candidate) / T)
+VOTE_TEMPERATURE = 0.05
+MAX_VOTERS = 40  # in larger tasks, only the terms nearest in text vote on a term's context
+CONTEXT_CANDIDATES = 6  # candidates per term whose context is scored  # a vote counts exp(-(gap to the term's best candidate) / T)
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ class Matcher:
         sims = self.captions @ term_vecs.T  # (nodes, terms) in one product
         pools = [self._pool(t, sims[:, j]) for j, t in enumerate(all_terms)]
         base = [self._base_scores(pool, dom_vec) for pool in pools]
-        context_scores = self._context(pools, base) if len(all_terms) > 1 else None
+        context_scores = self._context(pools, base, term_vecs) if len(all_terms) > 1 else None
         ranked = []
         for ti in range(len(terms)):
             cands = []
@@ -178,38 +179,62 @@ class Matcher:
         return out
 
     def _context(self, pools: list[dict[str, dict[str, float]]],
-                 base: list[dict[str, dict[str, float]]]) -> list[dict[str, float]]:
+                 base: list[dict[str, dict[str, float]]], vecs: np.ndarray) -> list[dict[str, float]]:
         """Per candidate: mean closeness to its nearest other terms (Wu-Palmer style).
 
         Each term votes with its few strongest candidates, weighted by their context-free score;
-        closeness through ancestor ``a`` is ``2 (d_a + 1) / (2 (d_a + 1) + hops up from either side)``.
+        closeness through a common ancestor ``a`` is ``2 (d_a + 1) / (2 (d_a + 1) + hops up from
+        either side)``. In large tasks only the ``MAX_VOTERS`` terms nearest in text vote, and only
+        each term's ``CONTEXT_CANDIDATES`` strongest candidates are scored, which keeps matching a
+        1000-class task to seconds.
         """
-        ups: dict[str, dict[str, int]] = {}
-        votes: dict[str, dict[int, list[tuple[float, int]]]] = defaultdict(lambda: defaultdict(list))
-        for ti, pool in enumerate(pools):
-            prelim = sorted(pool, key=lambda w: -self._prelim(pool[w], base[ti][w]))[:PRELIMINARY]
-            top_score = self._prelim(pool[prelim[0]], base[ti][prelim[0]])
-            for w in prelim:
-                gap = top_score - self._prelim(pool[w], base[ti][w])
-                weight = float(np.exp(-gap / VOTE_TEMPERATURE))
-                for anc, hops in ups.setdefault(w, self.graph.up_distances(w)).items():
-                    votes[anc][ti].append((weight, hops))
-        neighbours = max(min(3, len(pools) - 1), int(np.ceil(NEIGHBOURS * (len(pools) - 1))))
+        n = len(pools)
+        ranked = [sorted(pool, key=lambda w, t=ti: -self._prelim(pool[w], base[t][w]))
+                  for ti, pool in enumerate(pools)]
+        voters = []
+        for ti, order in enumerate(ranked):
+            top = self._prelim(pools[ti][order[0]], base[ti][order[0]])
+            voters.append([(w, float(np.exp(-(top - self._prelim(pools[ti][w], base[ti][w]))
+                                            / VOTE_TEMPERATURE))) for w in order[:PRELIMINARY]])
+        sims = vecs @ vecs.T
+        np.fill_diagonal(sims, -np.inf)
+        near = np.argsort(-sims, axis=1)[:, : min(n - 1, MAX_VOTERS)]
+        neighbours = min(near.shape[1], max(min(3, n - 1), int(np.ceil(NEIGHBOURS * (n - 1)))))
+        closeness = self._closeness_memo()
         result = []
-        for ti, pool in enumerate(pools):
-            scores = {}
-            for w in pool:
-                best: dict[int, float] = {}
-                for anc, hops in ups.setdefault(w, self.graph.up_distances(w)).items():
-                    d = 2.0 * (float(self.graph.depth[self.graph.index(anc)]) + 1.0)
-                    for tj, cands in votes.get(anc, {}).items():
-                        if tj != ti:
-                            val = max(wt * d / (d + hops + h) for wt, h in cands)
-                            best[tj] = max(best.get(tj, 0.0), val)
-                nearest = sorted(best.values(), reverse=True)[:neighbours]
-                scores[w] = sum(nearest) / neighbours
+        for ti, order in enumerate(ranked):
+            scores = dict.fromkeys(pools[ti], 0.0)
+            for w in order[:CONTEXT_CANDIDATES]:
+                best = sorted((max(wt * closeness(w, c) for c, wt in voters[tj]) for tj in near[ti]),
+                              reverse=True)
+                scores[w] = sum(best[:neighbours]) / neighbours
             result.append(scores)
         return result
+
+    def _closeness_memo(self):
+        ups: dict[str, dict[str, int]] = {}
+        memo: dict[tuple[str, str], float] = {}
+        depth = {}
+
+        def up(w: str) -> dict[str, int]:
+            if w not in ups:
+                ups[w] = self.graph.up_distances(w)
+                for a in ups[w]:
+                    if a not in depth:
+                        depth[a] = 2.0 * (float(self.graph.depth[self.graph.index(a)]) + 1.0)
+            return ups[w]
+
+        def closeness(a: str, b: str) -> float:
+            key = (a, b) if a < b else (b, a)
+            if key not in memo:
+                ua, ub = up(a), up(b)
+                if len(ub) < len(ua):
+                    ua, ub = ub, ua
+                memo[key] = max((depth[c] / (depth[c] + h + ub[c]) for c, h in ua.items() if c in ub),
+                                default=0.0)
+            return memo[key]
+
+        return closeness
 
     @staticmethod
     def _prelim(ev: dict[str, float], base: dict[str, float]) -> float:

@@ -1,0 +1,55 @@
+"""The quick benchmark on the quick starter hub: the papers' claims, asserted on real images."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mll.bench import BenchConfig, run_bench, write_results
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def report(starter_hub, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    result = run_bench(starter_hub, BenchConfig(quick=True, orders=10))
+    write_results(result, out)
+    return result, out
+
+
+def test_outputs_written(report):
+    result, out = report
+    doc = json.loads((out / "results.json").read_text())
+    assert {"tasks", "methods", "accuracy", "mean_accuracy", "scalability"} <= set(doc)
+    assert (out / "results.md").read_text().startswith("# mll benchmark")
+    assert (out / "scalability.png").stat().st_size > 0 and (out / "ablations.png").is_file()
+    names = {t["name"] for t in doc["tasks"]}
+    assert {"fashion-mnist", "animal-mnist", "mnist", "emoji-fluent-flat", "tuxpaint-photos",
+            "foolbox-imagenet", "mixed-clothes-animals", "mixed-digits-fruits"} <= names
+    emoji = next(t for t in doc["tasks"] if t["name"] == "emoji-fluent-flat")
+    assert emoji["classes"] >= 100
+
+
+def test_chco_beats_inb_random_and_vlm_on_the_mean(report):
+    result, _ = report
+    mean = result["mean_accuracy"]
+    for baseline in ("inb-k1", "random", "vlm"):
+        assert mean["chco"] > mean[baseline], (baseline, mean)
+        assert result["chco_vs"][baseline]["low"] > 0, result["chco_vs"][baseline]
+
+
+def test_accuracy_grows_with_hub_size(report):
+    result, _ = report
+    curve = result["scalability"]["mean"]
+    assert len(result["scalability"]["curves"]) >= 10
+    assert curve[-1] > curve[0]
+
+
+def test_selection_is_cheap_and_predictions_are_reported(report):
+    result, _ = report
+    assert all(v is not None for v in result["predicted_mae"].values() if v is not None)
+    assert result["labelling"]["models"] >= 15
+    assert all(len(rows) == 5 for rows in [result["ablation_alpha"]])
+    assert [row["k"] for row in result["ablation_k"]["p2"]] == [1, 2, 3, 4, 5, 6]

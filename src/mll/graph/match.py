@@ -102,6 +102,8 @@ class Matcher:
         self.graph, self.embeddings = graph, embeddings
         # float32 in memory: numpy has no fast float16 matrix product
         self.captions = np.asarray(caption_matrix, dtype=np.float32)
+        self._memo: dict[tuple, list[list[Candidate]]] = {}  # a task re-selected is matched once
+        self._closeness = self._closeness_memo()
 
     @classmethod
     def for_hub(cls, hub: str | Path | None = None, encoder: str = DEFAULT_ENCODER) -> Matcher:
@@ -116,7 +118,15 @@ class Matcher:
     def match(self, terms: Sequence[str], context: Sequence[str] = (), domain: str = "",
               top: int = 5) -> list[list[Candidate]]:
         """Ranked candidates per term; every term is context for the others."""
-        terms = list(terms)
+        key = (tuple(terms), tuple(context), domain, top)
+        if key not in self._memo:
+            if len(self._memo) > 256:
+                self._memo.clear()
+            self._memo[key] = self._match(list(terms), context, domain, top)
+        return [list(c) for c in self._memo[key]]
+
+    def _match(self, terms: list[str], context: Sequence[str], domain: str,
+               top: int) -> list[list[Candidate]]:
         for t in terms:
             if not isinstance(t, str) or not split_words(t):
                 raise InvalidParameterError(f"empty class name in {terms!r}; give a word or phrase")
@@ -200,7 +210,7 @@ class Matcher:
         np.fill_diagonal(sims, -np.inf)
         near = np.argsort(-sims, axis=1)[:, : min(n - 1, MAX_VOTERS)]
         neighbours = min(near.shape[1], max(min(3, n - 1), int(np.ceil(NEIGHBOURS * (n - 1)))))
-        closeness = self._closeness_memo()
+        closeness = self._closeness
         result = []
         for ti, order in enumerate(ranked):
             scores = dict.fromkeys(pools[ti], 0.0)
@@ -212,6 +222,7 @@ class Matcher:
         return result
 
     def _closeness_memo(self):
+        """closeness(a, b) with the hypernym distances and pair results kept between tasks."""
         ups: dict[str, dict[str, int]] = {}
         memo: dict[tuple[str, str], float] = {}
         depth = {}

@@ -35,6 +35,8 @@ def test_pickle_formats_are_refused_with_the_safe_formats_named(hub, tmp_path, c
     family = "onnx" if path.suffix == ".onnx" else "torch-safetensors"
     with pytest.raises(UnsafeFormatError, match="safetensors.*ONNX") as err:
         hub.add(path, family=family, classes=classes_file)
+    with pytest.raises(UnsafeFormatError):  # the same when the family is left to inference
+        hub.add(path, classes=classes_file)
     assert "pickle" in str(err.value)
     assert _nothing_stored(hub)
 

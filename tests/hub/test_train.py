@@ -90,6 +90,7 @@ def test_train_head_checks_its_inputs():
 
 
 def test_train_lit_and_add(hub):
+    """LiT on synthetic features (the corpus path is covered by the CLI test)."""
     names = ["cat which is a feline mammal", "car which is a motor vehicle",
              "cup which is a small open container", "dog which is a canine"]
     feats, y = _clusters(240, 4)
@@ -97,6 +98,7 @@ def test_train_lit_and_add(hub):
     assert lit.metrics["heldout_accuracy"] > 0.9 and lit.metrics["n_captions"] == 4
     info = hub.add(lit)
     assert info.family == "lit" and info.kind == "vlm" and info.metrics == lit.metrics
+    assert hub.add(lit.save(hub.root / "lit.safetensors")).id == info.id  # family from the file
     vlm = hub.load(info.id)
     img = vlm.encode_images_from_features(feats[:20])
     sims = vlm.similarity(img, vlm.encode_texts(names))

@@ -32,7 +32,7 @@ from .adapters import Adapter, Expert, Packed, families
 from .adapters.base import PackContext, TextTowerMixin
 from .artifacts import ArtifactStore
 from .features import FeatureCache
-from .safety import DEFAULT_MAX_BYTES, check_upload
+from .safety import DEFAULT_MAX_BYTES, check_upload, refuse_unsafe
 from .spec import KINDS, HeadClass, ModelInfo
 from .store import ClassRow, ModelRow, Store
 
@@ -401,12 +401,21 @@ class Hub:
 
 
 def _family_of_path(path: Path) -> str | None:
-    """The family a file or a saved directory evidently belongs to, if any."""
+    """The family a file or a saved directory evidently belongs to, if any.
+
+    Files that need pickle are refused here already, so the message names the safe formats.
+    """
     if path.is_dir() and (path / "config.json").is_file():
         config = json.loads((path / "config.json").read_text())
         return "hf-clip" if config.get("model_type") == "clip" else (
             "torch-safetensors" if "arch" in config else None)
-    return {".onnx": "onnx", ".safetensors": "torch-safetensors"}.get(path.suffix.lower())
+    if path.is_file():
+        refuse_unsafe(path)
+    if path.suffix.lower() == ".safetensors" and path.is_file():
+        from .adapters._bundle import bundle_info, read_meta
+
+        return bundle_info(read_meta(path))["family"] or "torch-safetensors"
+    return {".onnx": "onnx"}.get(path.suffix.lower())
 
 
 def _confirmed(c: HeadClass) -> HeadClass:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -16,7 +18,7 @@ import numpy as np
 from ..config import HubPaths, resolve_hub
 from ..errors import InvalidParameterError, MLLError, UnknownNameError
 from .builder import CorpusLayout
-from .records import ROLES, ImageRecord, RecordTable
+from .records import CODEC_PNG, CODEC_RAW, ROLES, ImageRecord, RecordTable
 from .store import PackReader, decode
 
 logger = logging.getLogger(__name__)
@@ -141,19 +143,31 @@ class Corpus:
         return {iid: i for i, iid in enumerate(self.table.image_ids())}
 
     def load(self, image_ids: Sequence[str]) -> list[np.ndarray]:
-        """The images, in the order asked: ``HxW`` or ``HxWx3`` uint8 arrays."""
+        """The images, in the order asked: ``HxW`` or ``HxWx3`` uint8 arrays.
+
+        Bytes are read in storage order; PNGs are decoded on one thread per core (Pillow
+        releases the GIL while inflating, which about doubles the rate on two cores).
+        """
         if isinstance(image_ids, str):
             raise InvalidParameterError("Corpus.load expects a list of image ids, got one string")
-        rows = []
-        for iid in image_ids:
+        rows = np.empty(len(image_ids), dtype=np.int64)
+        for k, iid in enumerate(image_ids):
             if iid not in self._row_of:
                 raise UnknownNameError("image id", iid, hint=f"not in corpus {self.version[:12]}")
-            rows.append(self._row_of[iid])
+            rows[k] = self._row_of[iid]
         t = self.table
-        order = sorted(range(len(rows)), key=lambda k: (t.pack.codes[rows[k]], t.offset[rows[k]]))
         out: list[np.ndarray] = [np.empty(0, np.uint8)] * len(rows)
-        for k in order:
-            loc = t.location(rows[k])
-            out[k] = decode(loc.codec, self._packs.read(loc.pack, loc.offset, loc.length),
-                            loc.shape)
+        png: list[tuple[int, bytes, tuple[int, int, int]]] = []
+        for k in np.lexsort((t.offset[rows], t.pack.codes[rows])).tolist():
+            loc = t.location(int(rows[k]))
+            data = self._packs.read(loc.pack, loc.offset, loc.length)
+            if loc.codec == CODEC_RAW:
+                out[k] = decode(loc.codec, data, loc.shape)
+            else:
+                png.append((k, data, loc.shape))
+        if png:
+            with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+                decoded = pool.map(lambda job: decode(CODEC_PNG, job[1], job[2]), png)
+                for (k, _, _), img in zip(png, decoded, strict=True):
+                    out[k] = img
         return out

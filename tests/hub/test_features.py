@@ -25,7 +25,7 @@ def counting(monkeypatch):
     seen = []
     original = Backbone.features
 
-    def features(self, imgs, batch_size=32):
+    def features(self, imgs, batch_size=8):
         seen.extend(image_key(im) for im in imgs)
         return original(self, imgs, batch_size)
 

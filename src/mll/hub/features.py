@@ -37,7 +37,7 @@ def image_key(img: np.ndarray) -> str:
 class FeatureCache:
     """``cache.get(backbone_id, keys=ids, load=corpus.load)`` -> ``(N, dim)`` float32.
 
-    Only images whose features are missing are loaded and run, in batches of ``batch_size``; a shard
+    Only images whose features are missing are loaded, ``batch_size`` at a time; a shard
     is written every ``shard_size`` images, so an interrupted run keeps what it computed.
     """
 
@@ -147,7 +147,7 @@ class FeatureCache:
         for ci, batch in progress(batches, f"{backbone} features ({len(missing)} images)",
                                   disable=None if self.show_progress is None
                                   else not self.show_progress):
-            done.setdefault(ci, []).append(model.features(load(batch), self.batch_size))
+            done.setdefault(ci, []).append(model.features(load(batch)))
             if sum(len(f) for f in done[ci]) == len(chunks[ci]):
                 self._write_shard(backbone, chunks[ci], np.concatenate(done.pop(ci)))
 

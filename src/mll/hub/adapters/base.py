@@ -114,10 +114,11 @@ class Adapter:
                       classes: Sequence[str] = ()) -> Adapter:
         raise NotImplementedError
 
-    def _backbone_features(self, images: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
-        from ..backbones import get_backbone
+    def _backbone_features(self, images: Sequence[np.ndarray],
+                           batch_size: int | None) -> np.ndarray:
+        from ..backbones import FORWARD_BATCH, get_backbone
 
-        return get_backbone(self.backbone).features(list(images), batch_size)
+        return get_backbone(self.backbone).features(list(images), batch_size or FORWARD_BATCH)
 
     def _require_backbone(self, what: str) -> None:
         if self.backbone is None:
@@ -137,12 +138,15 @@ class Expert(Adapter):
         self.classes = list(classes)
         self.wnids: list[str | None] = [None] * len(self.classes)
 
-    def predict_proba(self, images: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
+    def predict_proba(self, images: Sequence[np.ndarray],
+                      batch_size: int | None = None) -> np.ndarray:
+        """``batch_size`` images per forward pass (default: 8 on a backbone, else 32)."""
         images = [check_image(im) for im in images]
         if self.backbone is not None:
             return self.predict_proba_from_features(self._backbone_features(images, batch_size))
         if not images:
             return np.zeros((0, len(self.classes)), dtype=np.float32)
+        batch_size = batch_size or 32
         return np.concatenate([self._proba_batch(self.input_spec.prepare(images[i: i + batch_size]))
                                for i in range(0, len(images), batch_size)])
 
@@ -165,12 +169,15 @@ class VLM(Adapter):
     logit_scale: float = 100.0
     dim: int = 0
 
-    def encode_images(self, images: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
+    def encode_images(self, images: Sequence[np.ndarray],
+                      batch_size: int | None = None) -> np.ndarray:
+        """``batch_size`` images per forward pass (default: 8 on a backbone, else 32)."""
         images = [check_image(im) for im in images]
         if self.backbone is not None:
             return self.encode_images_from_features(self._backbone_features(images, batch_size))
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
+        batch_size = batch_size or 32
         return l2_normalise(np.concatenate(
             [self._embed_batch(self.input_spec.prepare(images[i: i + batch_size]))
              for i in range(0, len(images), batch_size)]))

@@ -26,8 +26,8 @@ from .spec import InputSpec
 
 logger = logging.getLogger(__name__)
 
-# Images per forward pass: on 2 CPU threads Lite0 runs about 40% faster per image in batches of 8
-# than of 32 (benchmarks/hub_families.py sweeps 1..32).
+# Images per forward pass: on 2 CPU threads Lite0 runs 1.3-2x faster per image in batches of 4-8
+# than of 32 (benchmarks/hub_families.py sweeps 1..32; see docs/hub.md).
 FORWARD_BATCH = 8
 LITE_SPEC = {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
 LITE_VARIANTS = {"efficientnet-lite0": 224, "efficientnet-lite1": 240, "efficientnet-lite2": 260}

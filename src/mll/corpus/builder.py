@@ -35,6 +35,7 @@ from ..errors import MLLError
 from . import sources as _sources  # noqa: F401 - registers the built-in sources
 from .config import CorpusConfig
 from .records import ROLES, ImageRecord, Location, RecordTable
+from .render import rendering_digest
 from .sources.base import SOURCES, Item, Unit
 from .store import PackWriter, canonical, encode, image_id, shape3
 
@@ -233,10 +234,11 @@ def selected_sources(cfg: CorpusConfig) -> list[str]:
 def plan(cfg: CorpusConfig) -> list[tuple[str, Unit]]:
     """``(key, unit)`` for every unit of the selected sources, in a fixed order."""
     jobs = []
+    code = rendering_digest()
     for name in selected_sources(cfg):
         src = SOURCES.get(name)
         src.check()
-        jobs += [(unit.key(src.version), unit) for unit in src.plan(cfg)]
+        jobs += [(unit.key(f"{src.version}:{code}"), unit) for unit in src.plan(cfg)]
     return jobs
 
 

@@ -7,6 +7,7 @@ photos are RGB and get crops and flips. Each variant's tag is stored as the reco
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,3 +107,10 @@ def photo_variant(rgb: np.ndarray, v: PhotoVariant) -> np.ndarray:
                          Image.Resampling.LANCZOS)
     out = np.asarray(pic)
     return to_gray(out) if v.gray else out
+
+
+def rendering_digest() -> str:
+    """A digest of every rendering parameter above; it is part of each build unit's key, so
+    editing a variant re-renders the units instead of reusing stale images."""
+    spec = repr((CANVAS, WHITE, ICON_VARIANTS, PHOTO_VARIANTS, PHOTO_SIDE))
+    return hashlib.sha256(spec.encode()).hexdigest()[:16]

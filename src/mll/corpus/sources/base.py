@@ -2,8 +2,9 @@
 
 A source *plans* its work in the main process (cheap: which inputs, which roles, which variants)
 as :class:`Unit` s, and *renders* a unit in a worker process, yielding :class:`Item` s. A unit's
-key hashes everything its output depends on (source, code version, parameters, input file sizes
-and times), so a rebuild renders only units whose key is new.
+key hashes everything its output depends on (source, code version, the rendering parameters of
+:mod:`mll.corpus.render`, its own parameters, input file sizes and times), so a rebuild renders
+only units whose key is new.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class Unit:
     params: dict[str, Any]
     inputs: tuple[str, ...] = field(default=())
 
-    def key(self, version: int) -> str:
+    def key(self, version: str) -> str:
         stats = []
         for p in self.inputs:
             st = os.stat(p)
@@ -59,7 +60,7 @@ class Source:
     """Base class of the image sources; subclasses set the class attributes and two methods."""
 
     name: ClassVar[str]
-    version: ClassVar[int] = 1  # bump when rendering changes: cached units are then rebuilt
+    version: ClassVar[int] = 1  # bump when the source's own code changes its output
     install_hint: ClassVar[str] = ""
 
     def inputs(self) -> Sequence[Path]:

@@ -1,0 +1,332 @@
+"""Build the starter hub: graph, corpus, pretrained models, trained experts and VLMs, labels.
+
+Each phase looks at what the hub already holds and does only what is missing: a model is trained
+only when no model of its planned name exists, and it is added as soon as it is trained, so an
+interrupted build resumes with the next model. Backbone features come from the hub's feature
+cache, so the train images run through Lite0 once for all heads and LiT models, and labelling
+reuses the same cache for the sample images.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import resolve_hub
+from ..errors import MLLError
+from .plan import BACKBONE, GrayExpert, HeadExpert, LitVLM, StarterPlan, starter_plan
+
+logger = logging.getLogger(__name__)
+
+GRAY_STYLE = "gray28/"
+
+
+@dataclass
+class ModelEntry:
+    """One planned model as the hub holds it after the build."""
+
+    id: str
+    name: str
+    kind: str
+    family: str
+    classes: int
+    heldout_accuracy: float | None
+    added: bool
+    seconds: float = 0.0
+
+
+@dataclass
+class StarterReport:
+    """What a starter build found, added and how long each phase took (``--json`` prints it)."""
+
+    hub: str
+    mode: str
+    models: list[ModelEntry] = field(default_factory=list)
+    left_out: dict[str, str] = field(default_factory=dict)  # planned name -> why
+    phases: dict[str, float] = field(default_factory=dict)  # wall-clock seconds
+    cpu_seconds: dict[str, float] = field(default_factory=dict)  # this process and its children
+    labels: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def added(self) -> list[ModelEntry]:
+        return [m for m in self.models if m.added]
+
+    def count(self, kind: str, family: str | None = None) -> int:
+        return sum(m.kind == kind and family in (None, m.family) for m in self.models)
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["counts"] = {"experts": self.count("expert"), "vlms": self.count("vlm"),
+                         "efficientnet_lite": self.count("expert", "efficientnet-lite"),
+                         "added": len(self.added)}
+        return doc
+
+
+def build_starter(hub_dir: str | Path | None = None, quick: bool = False, *,
+                  show_progress: bool | None = None) -> StarterReport:
+    """Build (or complete) the starter hub in ``hub_dir``; a finished hub is left as it is."""
+    import torch
+
+    from ..graph import open_graph
+    from ..hub import Hub
+    from ..labels import label_hub
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    root = resolve_hub(hub_dir)
+    plan = starter_plan(quick)
+    report = StarterReport(hub=str(root), mode=plan.mode)
+    start = time.perf_counter()
+    with _phase(report, "graph"):
+        graph = open_graph(root)
+    with Hub.open(root) as hub:
+        with _phase(report, "corpus"):
+            corpus = _ensure_corpus(root, plan, has_models=bool(hub.list()))
+        builder = _Builder(hub, corpus, graph, plan, report)
+        with _phase(report, "pretrained"):
+            builder.add_pretrained()
+        with _phase(report, "gray experts"):
+            builder.add_gray()
+        with _phase(report, "train features"):
+            builder.compute_features()
+        with _phase(report, "heads"):
+            builder.add_heads()
+        with _phase(report, "lit"):
+            builder.add_lits()
+    with _phase(report, "labels"):
+        labelled = label_hub(root, show_progress=show_progress)
+    report.labels = {"models_labelled": len(labelled.models_labelled),
+                     "models_up_to_date": len(labelled.models_up_to_date),
+                     "sample_images": labelled.images,
+                     "outputs_computed": labelled.outputs_computed}
+    report.seconds = round(time.perf_counter() - start, 2)
+    return report
+
+
+def _cpu() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+@contextmanager
+def _phase(report: StarterReport, name: str) -> Iterator[None]:
+    """Time a phase; CPU seconds beside wall seconds, since these machines are often shared."""
+    start, cpu = time.perf_counter(), _cpu()
+    logger.info("starter: %s", name)
+    yield
+    report.phases[name] = round(time.perf_counter() - start, 2)
+    report.cpu_seconds[name] = round(_cpu() - cpu, 2)
+
+
+def _ensure_corpus(root: Path, plan: StarterPlan, has_models: bool):
+    """The plan's corpus; rebuilding another one under trained models would orphan them."""
+    from ..corpus import Corpus, build
+
+    wanted = plan.corpus.to_json()
+    try:
+        current = Corpus.open(root)
+    except MLLError:
+        current = None
+    if current is not None and current.meta.get("config") == wanted:
+        return current
+    if current is not None and has_models:
+        other = "quick" if current.meta.get("config", {}).get("quick") else "full"
+        raise MLLError(f"{root} already holds models on a {other} corpus; build the {plan.mode} "
+                       "starter hub in another --hub directory")
+    build(root, plan.corpus)
+    return Corpus.open(root)
+
+
+class _Builder:
+    """The model phases of one build, sharing the hub, the corpus and the graph."""
+
+    def __init__(self, hub, corpus, graph, plan: StarterPlan, report: StarterReport) -> None:
+        self.hub, self.corpus, self.graph, self.plan, self.report = hub, corpus, graph, plan, report
+        self.existing = {m.name: m for m in hub.list()}
+        self.features: dict[str, np.ndarray] = {}
+        self._gray_cache: dict[str, tuple[list, np.ndarray]] = {}
+
+    # -- bookkeeping ----------------------------------------------------------------------------
+    def _done(self, name: str) -> bool:
+        """True (and reported) when the hub already has a model of this name."""
+        info = self.existing.get(name)
+        if info is not None:
+            self._record(info, added=False, seconds=0.0)
+        return info is not None
+
+    def _add(self, model: Any, name: str, start: float, **kwargs: Any) -> None:
+        info = self.hub.add(model, name=name, **kwargs)
+        self.existing[name] = info
+        self._record(info, added=True, seconds=time.perf_counter() - start)
+
+    def _record(self, info, added: bool, seconds: float) -> None:
+        self.report.models.append(ModelEntry(
+            id=info.id, name=info.name, kind=info.kind, family=info.family,
+            classes=len(info.classes), heldout_accuracy=info.metrics.get("heldout_accuracy"),
+            added=added, seconds=round(seconds, 2)))
+
+    def _source(self, what: str) -> str:
+        return f"mll starter ({self.plan.mode}): {what}, corpus {self.corpus.version[:12]} train role"
+
+    # -- pretrained -----------------------------------------------------------------------------
+    def add_pretrained(self) -> None:
+        for spec in self.plan.pretrained:
+            if not self._done(spec.name):
+                self._add(spec.variant, spec.name, time.perf_counter(), family=spec.family)
+
+    # -- 28x28 gray CNNs ------------------------------------------------------------------------
+    def add_gray(self) -> None:
+        from ..hub.train import train_cnn
+
+        for spec in self.plan.gray:
+            if self._done(spec.name):
+                continue
+            start = time.perf_counter()
+            images, labels, classes, license = self._gray_data(spec)
+            trained = train_cnn(images, labels, [n for n, _ in classes], epochs=spec.epochs,
+                                data_fraction=spec.data_fraction, batch_size=spec.batch_size,
+                                name=spec.name)
+            self._add(trained, spec.name, start, classes=[f"{n}\t{w}" for n, w in classes],
+                      source=self._source(spec.source), license=license)
+
+    def _gray_data(self, spec: GrayExpert) -> tuple[np.ndarray, np.ndarray,
+                                                   list[tuple[str, str]], str]:
+        """The spec's train images, labels, (class name, wnid) pairs and data license."""
+        from ..corpus.mappings import load_mapping
+
+        by_name = {row.extra[0]: row.wnid for row in load_mapping(spec.source).values()}
+        classes = [(n, by_name[n]) for n in (spec.classes or tuple(by_name))]
+        index = {w: i for i, (_, w) in enumerate(classes)}
+        records, images = self._gray_source(spec.source)
+        keep = [i for i, r in enumerate(records) if r.wnid in index]
+        labels = np.array([index[records[i].wnid] for i in keep], dtype=np.int64)
+        return images[keep], labels, classes, records[0].license
+
+    def _gray_source(self, source: str) -> tuple[list, np.ndarray]:
+        """All train records and pixels of one gray source, loaded once per build."""
+        if source not in self._gray_cache:
+            records = self.corpus.records(role="train", source=source)
+            pixels = np.stack(self.corpus.load([r.image_id for r in records]))
+            self._gray_cache[source] = (records, pixels)
+        return self._gray_cache[source]
+
+    # -- concepts, features ---------------------------------------------------------------------
+    @cached_property
+    def concept_images(self) -> dict[str, list[str]]:
+        """Train image ids per icon/photo concept, at most ``images_per_concept`` of each.
+
+        Ids are content hashes, so taking them in sorted order is a fixed pseudo-random choice
+        that mixes styles and variants.
+        """
+        out: dict[str, list[str]] = {}
+        for r in self.corpus.records(role="train"):
+            if not r.style.startswith(GRAY_STYLE):
+                out.setdefault(r.wnid, []).append(r.image_id)
+        cap = self.plan.images_per_concept
+        return {w: sorted(ids)[:cap] for w, ids in sorted(out.items())}
+
+    def _below(self, roots: tuple[str, ...]) -> list[str]:
+        """Train concepts in the subtrees of ``roots`` (synset names), sorted."""
+        nodes: set[str] = set()
+        for root in roots:
+            nodes |= self.graph.descendants(self.graph.resolve(root), include_self=True)
+        return sorted(w for w in self.concept_images if w in nodes)
+
+    def head_classes(self, spec: HeadExpert) -> list[str]:
+        """Concepts below the roots with at least two train images (one may be held out).
+
+        Inner concepts stay next to their descendants (``dog`` beside ``poodle``): each is its
+        own picture, as in the sources, and dropping them would lose the most common classes.
+        """
+        return [w for w in self._below(spec.roots) if len(self.concept_images[w]) >= 2]
+
+    def _gray_extra(self, spec: LitVLM) -> list[tuple[str, str]]:
+        """(image id, wnid) of up to ``gray_per_class`` gray train images per class."""
+        out = []
+        for source in spec.gray_sources:
+            per_class: dict[str, list[str]] = {}
+            for r in self.corpus.records(role="train", source=source):
+                per_class.setdefault(r.wnid, []).append(r.image_id)
+            out += [(i, w) for w, ids in sorted(per_class.items())
+                    for i in sorted(ids)[: spec.gray_per_class]]
+        return out
+
+    def _lit_pairs(self, spec: LitVLM) -> list[tuple[str, str]]:
+        pairs = [(i, w) for w in self._below(spec.roots) for i in self.concept_images[w]]
+        return pairs + self._gray_extra(spec)
+
+    def compute_features(self) -> None:
+        """Lite0 features of every train image a missing head or LiT needs, in one pass."""
+        ids: list[str] = []
+        for spec in self.plan.heads:
+            if spec.name not in self.existing:
+                ids += [i for w in self.head_classes(spec) for i in self.concept_images[w]]
+        for lit in self.plan.lits:
+            if lit.name not in self.existing:
+                ids += [i for i, _ in self._lit_pairs(lit)]
+        ids = list(dict.fromkeys(ids))
+        if ids:
+            feats = self.hub.features.get(BACKBONE, keys=ids, load=self.corpus.load)
+            self.features = dict(zip(ids, feats, strict=True))
+
+    def _feats(self, ids: list[str]) -> np.ndarray:
+        return np.stack([self.features[i] for i in ids])
+
+    # -- heads and LiT --------------------------------------------------------------------------
+    def class_names(self, wnids: list[str]) -> list[str]:
+        """Node names, with the synset name where two classes would share one."""
+        names = [self.graph.name(w) for w in wnids]
+        return [self.graph.synset_name(w) if names.count(n) > 1 else n
+                for w, n in zip(wnids, names, strict=True)]
+
+    def add_heads(self) -> None:
+        from ..hub.train import train_head
+
+        for spec in self.plan.heads:
+            if self._done(spec.name):
+                continue
+            wnids = self.head_classes(spec)
+            if len(wnids) < self.plan.min_classes:
+                self.report.left_out[spec.name] = (f"{len(wnids)} concepts with train images "
+                                                   f"below {', '.join(spec.roots)}")
+                continue
+            start = time.perf_counter()
+            ids, labels = zip(*[(i, k) for k, w in enumerate(wnids)
+                                for i in self.concept_images[w]], strict=True)
+            names = self.class_names(wnids)
+            trained = train_head(self._feats(list(ids)), labels, names, backbone=BACKBONE,
+                                 head=spec.head, epochs=spec.epochs,
+                                 data_fraction=spec.data_fraction, name=spec.name)
+            self._add(trained, spec.name, start,
+                      classes=[f"{n}\t{w}" for n, w in zip(names, wnids, strict=True)],
+                      source=self._source(f"{len(wnids)} concepts"), license=self._licenses(ids))
+
+    def add_lits(self) -> None:
+        from ..hub.train import train_lit
+
+        for spec in self.plan.lits:
+            if self._done(spec.name):
+                continue
+            start = time.perf_counter()
+            ids, wnids = zip(*self._lit_pairs(spec), strict=True)
+            trained = train_lit(self._feats(list(ids)), [self.graph.caption(w) for w in wnids],
+                                backbone=BACKBONE, epochs=spec.epochs, name=spec.name,
+                                trained_on=self._source(f"{len(set(wnids))} concepts"))
+            self._add(trained, spec.name, start, license=self._licenses(ids))
+
+    @cached_property
+    def _license_of(self) -> dict[str, str]:
+        return {r.image_id: r.license for r in self.corpus.records(role="train")}
+
+    def _licenses(self, ids: tuple[str, ...]) -> str:
+        """The licenses of the training images, which a derived model inherits."""
+        return ", ".join(sorted({self._license_of[i] for i in ids}))

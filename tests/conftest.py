@@ -40,3 +40,12 @@ def matcher(real_hub):
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def starter_hub(real_hub) -> Path:
+    """The quick starter hub, labelled, built in ``real_hub`` (only what is missing is built)."""
+    from mll.starter import build_starter
+
+    build_starter(real_hub, quick=True)
+    return real_hub

@@ -68,3 +68,16 @@ def test_second_build_adds_nothing(starter_hub, capsys):
     doc = json.loads(capsys.readouterr().out)
     assert doc["counts"]["added"] == 0 and doc["counts"]["experts"] >= 12
     assert {m["name"] for m in doc["models"]} == set(quick_plan().names)
+
+
+@pytest.mark.slow
+def test_a_missing_model_is_rebuilt_alone(starter_hub):
+    """What an interrupted build leaves is a hub without its last models: the next build adds them."""
+    from mll.hub import Hub
+
+    with Hub.open(starter_hub) as hub:
+        hub.remove("cnn-trousers-bags")
+    report = build_starter(starter_hub, quick=True)
+    assert [m.name for m in report.added] == ["cnn-trousers-bags"]
+    assert report.added[0].heldout_accuracy > 0.5
+    assert report.labels["models_labelled"] <= 1 and report.labels["models_up_to_date"] >= 23

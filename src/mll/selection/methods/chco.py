@@ -75,18 +75,30 @@ class CHCO(Selector):
         return plan, per_class_from_plan(table, plan, ctx)
 
     def _general(self, ctx: TaskContext, objective) -> list[Component]:
-        """The best general part among the default VLM, every VLM, prototypes, and pairs of them."""
+        """The general part: the best of VLMs, prototypes and pairs of them on the proxy task.
+
+        When some classes have no sample images, the proxy cannot judge how a general model does
+        on them (and a VLM trained on the sample concepts looks far better there than on unseen
+        ones), so the hub's patch VLM answers every class and the others may only join on the
+        classes the proxy covers, gated like experts.
+        """
         table = self.table_
-        vlms = [vlm_component(table, m, ctx) for m in table.vlms]
-        options: list[list[Component]] = [[v] for v in vlms]
         proto = proto_component(table, ctx) if self.use_proto and len(ctx.proxy_index) else None
-        if proto is not None:
-            if proto.role == "general":
-                options.append([proto])
-            options += [[proto, v] for v in vlms]
-        if not len(ctx.proxy_index):
-            default = table.default_vlm().id
-            return [v for v in vlms if v.source == default]
+        covered = sorted(set(ctx.proxy_class.tolist()))
+        default = table.default_vlm()
+        if len(covered) < ctx.n_classes:
+            base = [vlm_component(table, default, ctx)]
+            extras = [vlm_component(table, m, ctx, role="expert", classes=covered)
+                      for m in table.vlms if m.id != default.id and covered]
+            extras += [proto] if proto is not None else []
+            options = [base] + [base + [e] for e in extras]
+            if proto is not None:
+                options += [base + [proto, e] for e in extras if e is not proto]
+        else:
+            vlms = [vlm_component(table, m, ctx) for m in table.vlms]
+            options = [[v] for v in vlms]
+            if proto is not None:
+                options += [[proto]] + [[proto, v] for v in vlms]
         return max(options, key=lambda comps: (objective(comps), -len(comps)))
 
     def _affordable(self, components: list[Component]) -> bool:

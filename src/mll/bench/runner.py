@@ -164,6 +164,8 @@ def trust_auroc(table, tasks, outputs, results) -> list[dict]:
             if c.role != "expert" or c.kind != "expert":
                 continue
             inside = np.isin(t.truth, c.classes)
+            if inside.all():  # an expert over every class has nothing to be trusted against
+                continue
             raw = np.asarray(outputs[t.name][c.source])
             label = table.models[c.source].summary.get("detector", {})
             rows.append({"task": t.name, "expert": table.models[c.source].info.name,

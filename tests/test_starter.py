@@ -81,3 +81,11 @@ def test_a_missing_model_is_rebuilt_alone(starter_hub):
     assert [m.name for m in report.added] == ["cnn-trousers-bags"]
     assert report.added[0].heldout_accuracy > 0.5
     assert report.labels["models_labelled"] <= 1 and report.labels["models_up_to_date"] >= 23
+
+
+@pytest.mark.slow
+def test_full_plan_refuses_a_hub_of_quick_models(starter_hub):
+    from mll.errors import MLLError
+
+    with pytest.raises(MLLError, match="another --hub"):
+        build_starter(starter_hub, quick=False)

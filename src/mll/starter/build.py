@@ -128,18 +128,22 @@ def _phase(report: StarterReport, name: str) -> Iterator[None]:
 
 
 def _ensure_corpus(root: Path, plan: StarterPlan, has_models: bool):
-    """The plan's corpus; rebuilding another one under trained models would orphan them."""
+    """The plan's corpus, built or brought up to date when its configuration differs.
+
+    Switching a hub between the quick and the full corpus under trained models is refused: the
+    models of one plan would stay, trained and labelled on data the other plan does not have.
+    """
     from ..corpus import Corpus, build
 
-    wanted = plan.corpus.to_json()
     try:
         current = Corpus.open(root)
     except MLLError:
         current = None
-    if current is not None and current.meta.get("config") == wanted:
+    config = current.meta.get("config", {}) if current is not None else {}
+    if current is not None and config == plan.corpus.to_json():
         return current
-    if current is not None and has_models:
-        other = "quick" if current.meta.get("config", {}).get("quick") else "full"
+    if current is not None and has_models and bool(config.get("quick")) != plan.corpus.quick:
+        other = "quick" if config.get("quick") else "full"
         raise MLLError(f"{root} already holds models on a {other} corpus; build the {plan.mode} "
                        "starter hub in another --hub directory")
     build(root, plan.corpus)

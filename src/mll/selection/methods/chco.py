@@ -152,13 +152,19 @@ class CHCO(Selector):
         return chosen
 
     def _explain(self, ctx: TaskContext, plan: Plan) -> list[str]:
-        gen = ", ".join(c.source if c.kind != "proto" else "prototypes" for c in plan.components
-                        if c.role == "general")
-        lines = [f"general part: {gen} (best proxy accuracy among VLMs, prototypes and pairs)"]
+        def name(c: Component) -> str:
+            if c.kind == "proto":
+                return "prototypes of the sample images"
+            return f"{self.table_.models[c.source].info.name} ({c.source})"
+
+        gen = ", ".join(name(c) for c in plan.components if c.role == "general")
+        lines = [f"general part: {gen}, the best proxy accuracy among VLMs, prototypes and pairs"]
         for c in plan.components:
             if c.role == "expert":
-                names = ", ".join(ctx.task.classes[k] for k in c.classes)
-                lines.append(f"{c.source} ({c.kind}) answers {names}; gated by the general part")
+                names = ", ".join(ctx.task.classes[k] for k in c.classes[:12])
+                more = f" and {len(c.classes) - 12} more" if len(c.classes) > 12 else ""
+                lines.append(f"{name(c)} answers {names}{more}, trusted per image by the general "
+                             "part's belief that the image is one of these classes")
         lines.append(f"objective (proxy accuracy - {self.cost} x models): {self.objective_:.4f}")
         return lines
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -78,9 +79,26 @@ def test_a_missing_model_is_rebuilt_alone(starter_hub):
     with Hub.open(starter_hub) as hub:
         hub.remove("cnn-trousers-bags")
     report = build_starter(starter_hub, quick=True)
-    assert [m.name for m in report.added] == ["cnn-trousers-bags"]
+    assert [m.name for m in report.added] == ["cnn-trousers-bags"] and report.replaced == []
     assert report.added[0].heldout_accuracy > 0.5
     assert report.labels["models_labelled"] <= 1 and report.labels["models_up_to_date"] >= 23
+
+
+@pytest.mark.slow
+def test_a_model_whose_recipe_changed_is_replaced(starter_hub, monkeypatch):
+    import mll.starter.build as build_module
+
+    plan = quick_plan()
+    changed = dataclasses.replace(plan, gray=tuple(
+        dataclasses.replace(g, epochs=2) if g.name == "cnn-trousers-bags" else g
+        for g in plan.gray))
+    monkeypatch.setattr(build_module, "starter_plan", lambda quick: changed)
+    report = build_starter(starter_hub, quick=True)
+    assert report.replaced == ["cnn-trousers-bags"]
+    assert [m.name for m in report.added] == ["cnn-trousers-bags"]
+    monkeypatch.undo()
+    assert build_starter(starter_hub, quick=True).replaced == ["cnn-trousers-bags"]
+    assert build_starter(starter_hub, quick=True).added == []
 
 
 @pytest.mark.slow

@@ -31,6 +31,8 @@ def _print(report: StarterReport) -> None:
         acc = "-" if m.heldout_accuracy is None else f"{m.heldout_accuracy:.3f}"
         click.echo(f"{m.id:12}  {m.kind:6}  {m.family:17}  {m.classes:7}  {acc:>8}  "
                    f"{'yes' if m.added else 'no':3}  {m.name}")
+    if report.replaced:
+        click.echo(f"retrained (their recipe changed): {', '.join(report.replaced)}")
     for name, why in report.left_out.items():
         click.echo(f"left out {name}: {why}")
     phases = ", ".join(f"{k} {v:.1f}s" for k, v in report.phases.items())

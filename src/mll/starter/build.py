@@ -23,11 +23,22 @@ import numpy as np
 
 from ..config import resolve_hub
 from ..errors import MLLError
-from .plan import BACKBONE, GrayExpert, HeadExpert, LitVLM, StarterPlan, starter_plan
+from .plan import (
+    BACKBONE,
+    GrayExpert,
+    HeadExpert,
+    LitVLM,
+    Pretrained,
+    StarterPlan,
+    recipe_digest,
+    starter_plan,
+)
 
 logger = logging.getLogger(__name__)
 
 GRAY_STYLE = "gray28/"
+SPEC_KEY = "starter_spec"  # in a trained model's metrics: its recipe digest
+HOLDOUT_STYLE = "emoji/twemoji"  # a design of its own (iconify-noto and the Noto font share one)
 
 
 @dataclass
@@ -52,6 +63,7 @@ class StarterReport:
     mode: str
     models: list[ModelEntry] = field(default_factory=list)
     left_out: dict[str, str] = field(default_factory=dict)  # planned name -> why
+    replaced: list[str] = field(default_factory=list)  # stale trained models rebuilt
     phases: dict[str, float] = field(default_factory=dict)  # wall-clock seconds
     cpu_seconds: dict[str, float] = field(default_factory=dict)  # this process and its children
     labels: dict[str, Any] = field(default_factory=dict)
@@ -75,13 +87,10 @@ class StarterReport:
 def build_starter(hub_dir: str | Path | None = None, quick: bool = False, *,
                   show_progress: bool | None = None) -> StarterReport:
     """Build (or complete) the starter hub in ``hub_dir``; a finished hub is left as it is."""
-    import torch
-
     from ..graph import open_graph
     from ..hub import Hub
     from ..labels import label_hub
 
-    torch.set_num_threads(os.cpu_count() or 1)
     root = resolve_hub(hub_dir)
     plan = starter_plan(quick)
     report = StarterReport(hub=str(root), mode=plan.mode)
@@ -92,16 +101,14 @@ def build_starter(hub_dir: str | Path | None = None, quick: bool = False, *,
         with _phase(report, "corpus"):
             corpus = _ensure_corpus(root, plan, has_models=bool(hub.list()))
         builder = _Builder(hub, corpus, graph, plan, report)
-        with _phase(report, "pretrained"):
-            builder.add_pretrained()
-        with _phase(report, "gray experts"):
-            builder.add_gray()
-        with _phase(report, "train features"):
-            builder.compute_features()
-        with _phase(report, "heads"):
-            builder.add_heads()
-        with _phase(report, "lit"):
-            builder.add_lits()
+        cores = os.cpu_count() or 1
+        for name, step, threads in (("pretrained", builder.add_pretrained, cores),
+                                    ("gray experts", builder.add_gray, 1),
+                                    ("train features", builder.compute_features, cores),
+                                    ("heads", builder.add_heads, 1),
+                                    ("lit", builder.add_lits, 1)):
+            with _phase(report, name, threads):
+                step()
     with _phase(report, "labels"):
         labelled = label_hub(root, show_progress=show_progress)
     report.labels = {"models_labelled": len(labelled.models_labelled),
@@ -118,11 +125,22 @@ def _cpu() -> float:
 
 
 @contextmanager
-def _phase(report: StarterReport, name: str) -> Iterator[None]:
-    """Time a phase; CPU seconds beside wall seconds, since these machines are often shared."""
+def _phase(report: StarterReport, name: str, threads: int | None = None) -> Iterator[None]:
+    """Time a phase, with CPU seconds beside wall seconds since these machines are often shared.
+
+    Training the small models runs on one torch thread: their operations are too small to
+    split, and on a busy machine two threads made them up to ten times slower (measured).
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
     start, cpu = time.perf_counter(), _cpu()
     logger.info("starter: %s", name)
-    yield
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
     report.phases[name] = round(time.perf_counter() - start, 2)
     report.cpu_seconds[name] = round(_cpu() - cpu, 2)
 
@@ -160,16 +178,27 @@ class _Builder:
         self._gray_cache: dict[str, tuple[list, np.ndarray]] = {}
 
     # -- bookkeeping ----------------------------------------------------------------------------
-    def _done(self, name: str) -> bool:
-        """True (and reported) when the hub already has a model of this name."""
-        info = self.existing.get(name)
-        if info is not None:
-            self._record(info, added=False, seconds=0.0)
-        return info is not None
+    def _current(self, spec: Pretrained | GrayExpert | HeadExpert | LitVLM) -> bool:
+        """The hub has this model, trained by the current recipe."""
+        info = self.existing.get(spec.name)
+        return info is not None and (isinstance(spec, Pretrained) or info.metrics.get(SPEC_KEY)
+                                     == recipe_digest(spec, self.plan))
 
-    def _add(self, model: Any, name: str, start: float, **kwargs: Any) -> None:
-        info = self.hub.add(model, name=name, **kwargs)
-        self.existing[name] = info
+    def _done(self, spec: Pretrained | GrayExpert | HeadExpert | LitVLM) -> bool:
+        """True (and reported) when the hub has this model; a stale trained copy is removed."""
+        if self._current(spec):
+            self._record(self.existing[spec.name], added=False, seconds=0.0)
+            return True
+        if spec.name in self.existing:
+            self.hub.remove(self.existing.pop(spec.name).id)
+            self.report.replaced.append(spec.name)
+        return False
+
+    def _add(self, model: Any, spec, start: float, **kwargs: Any) -> None:
+        if not isinstance(spec, Pretrained):
+            model.metrics[SPEC_KEY] = recipe_digest(spec, self.plan)
+        info = self.hub.add(model, name=spec.name, **kwargs)
+        self.existing[spec.name] = info
         self._record(info, added=True, seconds=time.perf_counter() - start)
 
     def _record(self, info, added: bool, seconds: float) -> None:
@@ -184,22 +213,22 @@ class _Builder:
     # -- pretrained -----------------------------------------------------------------------------
     def add_pretrained(self) -> None:
         for spec in self.plan.pretrained:
-            if not self._done(spec.name):
-                self._add(spec.variant, spec.name, time.perf_counter(), family=spec.family)
+            if not self._done(spec):
+                self._add(spec.variant, spec, time.perf_counter(), family=spec.family)
 
     # -- 28x28 gray CNNs ------------------------------------------------------------------------
     def add_gray(self) -> None:
         from ..hub.train import train_cnn
 
         for spec in self.plan.gray:
-            if self._done(spec.name):
+            if self._done(spec):
                 continue
             start = time.perf_counter()
             images, labels, classes, license = self._gray_data(spec)
             trained = train_cnn(images, labels, [n for n, _ in classes], epochs=spec.epochs,
                                 data_fraction=spec.data_fraction, batch_size=spec.batch_size,
                                 name=spec.name)
-            self._add(trained, spec.name, start, classes=[f"{n}\t{w}" for n, w in classes],
+            self._add(trained, spec, start, classes=[f"{n}\t{w}" for n, w in classes],
                       source=self._source(spec.source), license=license)
 
     def _gray_data(self, spec: GrayExpert) -> tuple[np.ndarray, np.ndarray,
@@ -246,7 +275,7 @@ class _Builder:
         return sorted(w for w in self.concept_images if w in nodes)
 
     def head_classes(self, spec: HeadExpert) -> list[str]:
-        """Concepts below the roots with at least two train images (one may be held out).
+        """Concepts below the roots with at least two train images.
 
         Inner concepts stay next to their descendants (``dog`` beside ``poodle``): each is its
         own picture, as in the sources, and dropping them would lose the most common classes.
@@ -272,10 +301,10 @@ class _Builder:
         """Lite0 features of every train image a missing head or LiT needs, in one pass."""
         ids: list[str] = []
         for spec in self.plan.heads:
-            if spec.name not in self.existing:
+            if not self._current(spec):
                 ids += [i for w in self.head_classes(spec) for i in self.concept_images[w]]
         for lit in self.plan.lits:
-            if lit.name not in self.existing:
+            if not self._current(lit):
                 ids += [i for i, _ in self._lit_pairs(lit)]
         ids = list(dict.fromkeys(ids))
         if ids:
@@ -293,10 +322,8 @@ class _Builder:
                 for w, n in zip(wnids, names, strict=True)]
 
     def add_heads(self) -> None:
-        from ..hub.train import train_head
-
         for spec in self.plan.heads:
-            if self._done(spec.name):
+            if self._done(spec):
                 continue
             wnids = self.head_classes(spec)
             if len(wnids) < self.plan.min_classes:
@@ -307,30 +334,55 @@ class _Builder:
             ids, labels = zip(*[(i, k) for k, w in enumerate(wnids)
                                 for i in self.concept_images[w]], strict=True)
             names = self.class_names(wnids)
-            trained = train_head(self._feats(list(ids)), labels, names, backbone=BACKBONE,
-                                 head=spec.head, epochs=spec.epochs,
-                                 data_fraction=spec.data_fraction, name=spec.name)
-            self._add(trained, spec.name, start,
+            feats, y = self._feats(list(ids)), np.array(labels)
+            trained = self._fit_head(spec, feats, y, names)
+            trained.metrics |= self._cross_style(spec, feats, y, names, ids)
+            self._add(trained, spec, start,
                       classes=[f"{n}\t{w}" for n, w in zip(names, wnids, strict=True)],
                       source=self._source(f"{len(wnids)} concepts"), license=self._licenses(ids))
+
+    @staticmethod
+    def _fit_head(spec: HeadExpert, feats: np.ndarray, labels: np.ndarray, names: list[str]):
+        from ..hub.train import train_head
+
+        return train_head(feats, labels, names, backbone=BACKBONE, head=spec.head,
+                          epochs=spec.epochs, data_fraction=spec.data_fraction, holdout=0.0,
+                          name=spec.name)
+
+    def _cross_style(self, spec: HeadExpert, feats: np.ndarray, labels: np.ndarray,
+                     names: list[str], ids: tuple[str, ...]) -> dict[str, Any]:
+        """Held-out accuracy on a design the estimate never saw.
+
+        A random split of icon images would hold out re-renderings (sizes, flips, backgrounds)
+        of pictures in the training set. So a copy of the head is fitted without one emoji style
+        and tested on it; the head added to the hub is fitted on every style, so the figure is a
+        conservative estimate of it.
+        """
+        held = np.array([self._train_records[i].style == HOLDOUT_STYLE for i in ids])
+        if held.all() or not held.any():
+            return {"heldout_accuracy": None, "n_heldout": 0}
+        estimate = self._fit_head(spec, feats[~held], labels[~held], names)
+        hits = estimate.predict_proba(feats[held]).argmax(1) == labels[held]
+        return {"heldout_accuracy": round(float(hits.mean()), 4), "n_heldout": int(held.sum()),
+                "heldout_style": HOLDOUT_STYLE}
 
     def add_lits(self) -> None:
         from ..hub.train import train_lit
 
         for spec in self.plan.lits:
-            if self._done(spec.name):
+            if self._done(spec):
                 continue
             start = time.perf_counter()
             ids, wnids = zip(*self._lit_pairs(spec), strict=True)
             trained = train_lit(self._feats(list(ids)), [self.graph.caption(w) for w in wnids],
                                 backbone=BACKBONE, epochs=spec.epochs, name=spec.name,
                                 trained_on=self._source(f"{len(set(wnids))} concepts"))
-            self._add(trained, spec.name, start, license=self._licenses(ids))
+            self._add(trained, spec, start, license=self._licenses(ids))
 
     @cached_property
-    def _license_of(self) -> dict[str, str]:
-        return {r.image_id: r.license for r in self.corpus.records(role="train")}
+    def _train_records(self) -> dict[str, Any]:
+        return {r.image_id: r for r in self.corpus.records(role="train")}
 
     def _licenses(self, ids: tuple[str, ...]) -> str:
         """The licenses of the training images, which a derived model inherits."""
-        return ", ".join(sorted({self._license_of[i] for i in ids}))
+        return ", ".join(sorted({self._train_records[i].license for i in ids}))

@@ -8,11 +8,15 @@ Heads are defined by graph subtrees rather than fixed class lists, so they follo
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 from dataclasses import dataclass
 
 from ..corpus import CorpusConfig
 
 BACKBONE = "efficientnet-lite0@224"
+RECIPE = 2  # bump when the training code changes, so that hubs retrain their cached models
 
 
 @dataclass(frozen=True)
@@ -177,6 +181,14 @@ def full_plan() -> StarterPlan:
         lits=(LitVLM("lit-animals-food", LIT_ANIMALS_FOOD, (ANIMALS,), gray_per_class=30),
               LitVLM("lit-artifacts", ("artifact.n.01",), (FASHION,), gray_per_class=30)),
         images_per_concept=6)
+
+
+def recipe_digest(spec: GrayExpert | HeadExpert | LitVLM, plan: StarterPlan) -> str:
+    """What a trained model was built from; a hub model of the same name but another digest is
+    stale and gets replaced."""
+    doc = {"recipe": RECIPE, "type": type(spec).__name__, "spec": dataclasses.asdict(spec),
+           "images_per_concept": plan.images_per_concept}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def starter_plan(quick: bool = False) -> StarterPlan:

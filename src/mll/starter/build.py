@@ -129,7 +129,7 @@ def _phase(report: StarterReport, name: str, threads: int | None = None) -> Iter
     """Time a phase, with CPU seconds beside wall seconds since these machines are often shared.
 
     Training the small models runs on one torch thread: their operations are too small to
-    split, and on a busy machine two threads made them up to ten times slower (measured).
+    split (measured: a second thread gave no speed-up, only more CPU time).
     """
     import torch
 

@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+REPEATS = 3
+
 
 def family_throughput(hub, corpus, n: int) -> list[dict]:
     """Per family, one model: raw forward images/s vs labelling images/s on the same images."""
@@ -32,16 +34,18 @@ def family_throughput(hub, corpus, n: int) -> list[dict]:
         model = hub.load(info.id)
         raw_fn = model.predict_proba if info.kind == "expert" else model.encode_images
         raw_fn(images[:4])  # warm-up
-        t0 = time.perf_counter()
-        raw_fn(images)
-        raw = n / (time.perf_counter() - t0)
-        with tempfile.TemporaryDirectory() as tmp:
-            features = FeatureCache(Path(tmp) / "features", show_progress=False)
-            store = LabelStore(Path(tmp))
+        raw, labelled = 0.0, 0.0
+        for _ in range(REPEATS):  # interleaved, best of each: the machine's load varies a lot
             t0 = time.perf_counter()
-            values = model_outputs(model, ids, features, corpus.load)
-            store.write_shard(info.content_hash, Outputs.from_dense(ids, values, info.kind))
-            labelled = n / (time.perf_counter() - t0)
+            raw_fn(images)
+            raw = max(raw, n / (time.perf_counter() - t0))
+            with tempfile.TemporaryDirectory() as tmp:
+                features = FeatureCache(Path(tmp) / "features", show_progress=False)
+                store = LabelStore(Path(tmp))
+                t0 = time.perf_counter()
+                values = model_outputs(model, ids, features, corpus.load)
+                store.write_shard(info.content_hash, Outputs.from_dense(ids, values, info.kind))
+                labelled = max(labelled, n / (time.perf_counter() - t0))
         rows.append({"family": info.family, "model": info.name, "raw_images_per_s": round(raw, 1),
                      "labelled_images_per_s": round(labelled, 1),
                      "ratio": round(labelled / raw, 3)})
@@ -91,11 +95,11 @@ def main() -> None:
     with Hub.open(hub_dir) as hub:
         out = {"families": family_throughput(hub, corpus, args.images),
                "new_expert": new_expert_seconds(hub_dir, hub, corpus)}
-    sums = LabelStore(hub_dir).summaries()
+    sums = [x for x in LabelStore(hub_dir).summaries() if x["corpus_version"] == corpus.version]
     out["hub"] = {"models": len(sums),
                   "labelling_seconds": round(sum(s.get("labelling_seconds", 0) for s in sums), 1),
-                  "bytes_per_model": {p.parent.name: storage_bytes(p)
-                                      for p in sorted(hub_dir.glob("labels/*/*-*"))
+                  "bytes_per_model": {p.parent.name: storage_bytes(p) for p in
+                                      sorted(hub_dir.glob(f"labels/*/*-{corpus.version[:12]}"))
                                       if (p / "summary.json").is_file()}}
     print(json.dumps(out, indent=2 if args.json else 1))
 

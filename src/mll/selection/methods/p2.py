@@ -15,6 +15,7 @@ import numpy as np
 
 from ..base import Selector, model_entry, selectors, vlm_component
 from ..context import TaskContext
+from ..llm import LLMDescriber
 from ..plan import Plan
 
 TEMPLATES = ("a photo of a {name}.", "{name}, which is {gloss}.", "a {name}, a kind of {parent}.",
@@ -22,7 +23,7 @@ TEMPLATES = ("a photo of a {name}.", "{name}, which is {gloss}.", "a {name}, a k
 
 
 def describe(table, name: str, node: str | None, domain: str) -> list[str]:
-    """Template descriptions of one class (P2 used an LLM; a configured one can replace these)."""
+    """Descriptions of one class: an LLM's when ``MLL_LLM_URL`` is set (as P2), else templates."""
     graph = table.graph
     clean = name.replace("_", " ")
     fields = {"name": clean, "gloss": clean, "parent": "object", "lemmas": clean,
@@ -32,6 +33,9 @@ def describe(table, name: str, node: str | None, domain: str) -> list[str]:
         fields |= {"gloss": graph.definition(node),
                    "parent": graph.name(parents[0]) if parents else "entity",
                    "lemmas": ", ".join(w.replace("_", " ") for w in graph.lemmas(node))}
+    llm = LLMDescriber.from_env()
+    if llm is not None:
+        return llm.describe(clean, fields["gloss"], domain)
     return [t.format(**fields) for t in TEMPLATES if domain or "{domain}" not in t]
 
 

@@ -82,3 +82,20 @@ def test_selector_params_and_not_fitted():
 
     with pytest.raises(UnknownNameError, match="did you mean 'chco'"):
         make_selector("chc")
+
+
+def test_close_relatives_stand_in_with_a_discount(graph):
+    from types import SimpleNamespace
+
+    from mll.selection.base import RELATIVE_DISCOUNT, expert_component
+
+    pug, dog, cat, boot = (graph.resolve(w) for w in ("pug", "dog", "cat", "boot"))
+    house_cat = graph.resolve("domestic cat")
+    assert dog in graph.parents(pug) and cat in graph.parents(house_cat)
+    heads = [SimpleNamespace(wnid=w, name=graph.name(w)) for w in (dog, cat, boot)]
+    label = SimpleNamespace(id="e", info=SimpleNamespace(classes=heads))
+    ctx = SimpleNamespace(class_nodes=[pug, house_cat], n_classes=2)
+    comp = expert_component(SimpleNamespace(graph=graph), label, ctx)
+    # no head is a pug or a house cat: their parents' heads stand in, one edge away
+    assert comp.head_map[0, 0] == RELATIVE_DISCOUNT and comp.head_map[1, 1] == RELATIVE_DISCOUNT
+    assert not comp.head_map[2].any() and comp.classes == [0, 1]

@@ -122,7 +122,8 @@ class Selector:
 
 def expert_component(table, label, ctx: TaskContext, weight: float = 1.0) -> Component | None:
     """An expert's heads mapped onto task classes: a head votes for a class when its node is the
-    class's node or below it. None when no head maps to any class."""
+    class's node or below it, or, discounted, when it is a close relative of a class no head
+    answers. None when no head maps to any class."""
     graph = table.graph
     head_wnids = [c.wnid for c in label.info.classes]
     head_map = np.zeros((len(head_wnids), ctx.n_classes), dtype=np.float32)
@@ -140,10 +141,36 @@ def expert_component(table, label, ctx: TaskContext, weight: float = 1.0) -> Com
         best = max(ks, key=lambda k: int(graph.depth[graph.index(ctx.class_nodes[k])]))
         head_map[j] = 0
         head_map[j, best] = 1
+    _add_relatives(graph, head_wnids, head_map, ctx)
     classes = np.flatnonzero(head_map.sum(axis=0) > 0).tolist()
     if not classes:
         return None
     return Component("expert", label.id, weight, "expert", classes, head_map=head_map)
+
+
+RELATIVE_DISCOUNT = 0.5  # per edge between a class's node and a stand-in head's node
+
+
+def _add_relatives(graph, head_wnids, head_map: np.ndarray, ctx: TaskContext) -> None:
+    """A class no head answers directly may be served by a close relative's head (its parent,
+    grandparent or sibling), down-weighted by distance; a head stands in for one class at most."""
+    free = {w: j for j, w in enumerate(head_wnids) if w and not head_map[j].any()}
+    if not free:
+        return
+    claims: dict[int, tuple[int, int]] = {}  # head -> (distance, class)
+    for k, node in enumerate(ctx.class_nodes):
+        if node is None or head_map[:, k].any():
+            continue
+        parents = graph.parents(node)
+        relatives = [(p, 1) for p in parents]
+        relatives += [(g, 2) for p in parents for g in graph.parents(p)]
+        relatives += [(c, 2) for p in parents for c in graph.children(p) if c != node]
+        for w, dist in relatives:
+            j = free.get(w)
+            if j is not None and (j not in claims or claims[j][0] > dist):
+                claims[j] = (dist, k)
+    for j, (dist, k) in claims.items():
+        head_map[j, k] = RELATIVE_DISCOUNT ** dist
 
 
 def _ancestors(table, wnid: str) -> set[str]:

@@ -78,3 +78,20 @@ def test_empty_and_missing_files(hub, tmp_path, classes_file):
         hub.add(empty, classes=classes_file)
     with pytest.raises(InvalidParameterError, match="does not exist"):
         hub.add(tmp_path / "nope.onnx", classes=classes_file)
+
+
+def test_safetensors_whose_header_length_looks_like_a_pickle_is_accepted(tmp_path):
+    """A 0x0380-byte header starts the file with 0x80 0x03, a pickle protocol-3 opening."""
+    import json
+
+    from safetensors.numpy import load_file
+
+    from mll.hub.safety import refuse_unsafe
+
+    header = json.dumps({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}})
+    path = tmp_path / "model.safetensors"
+    path.write_bytes((0x0380).to_bytes(8, "little") + header.ljust(0x0380).encode()
+                     + np.ones(2, np.float32).tobytes())
+    assert path.read_bytes()[:2] == b"\x80\x03"
+    refuse_unsafe(path)
+    assert load_file(str(path))["w"].tolist() == [1.0, 1.0]

@@ -7,6 +7,7 @@ safe formats instead. Detection looks at the bytes, not only the file name.
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 
@@ -25,13 +26,31 @@ CONVERT_HINT = ("convert a PyTorch model with "
                 "with torch.onnx.export")
 
 
+def _is_safetensors(path: Path, head: bytes) -> bool:
+    """An 8-byte little-endian header length, then that many bytes of a JSON object.
+
+    The length's first byte can be 0x80 followed by 2..5 (a 0x0380-byte header, say), which on
+    its own looks like a pickle's first two bytes.
+    """
+    size = int.from_bytes(head[:8], "little")
+    if head[8:9] != b"{" or size + 8 > path.stat().st_size:
+        return False
+    with open(path, "rb") as fh:
+        fh.seek(8)
+        try:
+            return isinstance(json.loads(fh.read(size)), dict)
+        except ValueError:
+            return False
+
+
 def _pickle_kind(path: Path) -> str | None:
     """What kind of pickle-based file ``path`` is, or None when it is not one."""
     with open(path, "rb") as fh:
-        head = fh.read(4)
-    if len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        head = fh.read(9)
+    if (len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5
+            and not _is_safetensors(path, head)):
         return "pickle"
-    if head == b"PK\x03\x04" and zipfile.is_zipfile(path):
+    if head[:4] == b"PK\x03\x04" and zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as zf:
             if any(n.endswith(".pkl") for n in zf.namelist()):
                 return "torch.save"

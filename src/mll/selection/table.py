@@ -122,7 +122,8 @@ class LabelTable:
         import copy
 
         view = copy.copy(self)
-        view.models = {m: self.models[m] for m in model_ids}
+        keep = set(model_ids)
+        view.models = {m: label for m, label in self.models.items() if m in keep}  # hub order
         return view
 
     def adapter(self, model_id: str):

@@ -52,12 +52,14 @@ class CHCO(Selector):
 
     def _plan(self, ctx: TaskContext):
         table = self.table_
-        cache: dict[int, np.ndarray] = {}
+        cache: dict[int, tuple[Component, np.ndarray]] = {}
 
         def proba(comp: Component) -> np.ndarray:
-            if id(comp) not in cache:
-                cache[id(comp)] = proxy_proba(table, comp, ctx)
-            return cache[id(comp)]
+            # keyed by identity; the component is kept in the entry so its id is never reused
+            hit = cache.get(id(comp))
+            if hit is None or hit[0] is not comp:
+                hit = cache[id(comp)] = (comp, proxy_proba(table, comp, ctx))
+            return hit[1]
 
         def objective(components: list[Component]) -> float:
             plan = Plan(components, "gated", ctx.n_classes)

@@ -1,8 +1,8 @@
 """Build the starter hub: graph, corpus, pretrained models, trained experts and VLMs, labels.
 
 Each phase looks at what the hub already holds and does only what is missing: a model is trained
-only when no model of its planned name exists, and it is added as soon as it is trained, so an
-interrupted build resumes with the next model. Backbone features come from the hub's feature
+only when the hub has no model of its planned name made by the current recipe, and it is added as
+soon as it is trained, so an interrupted build resumes with the next model. Backbone features come from the hub's feature
 cache, so the train images run through Lite0 once for all heads and LiT models, and labelling
 reuses the same cache for the sample images.
 """

@@ -107,8 +107,9 @@ class Selector:
             raise NotFittedError(f"{type(self).__name__} is not fitted; call fit(label_table) first")
         start = time.perf_counter()
         ctx = context or build_context(self.table_, task)
+        self.scorer_ = ProxyScorer(self.table_, ctx)
         plan, per_class_models = self._plan(ctx)
-        return finish(self.name, self.table_, ctx, plan, per_class_models,
+        return finish(self.name, self.scorer_, plan, per_class_models,
                       time.perf_counter() - start, self._explain(ctx, plan))
 
     def _plan(self, ctx: TaskContext) -> tuple[Plan, list[list[dict]]]:
@@ -251,6 +252,29 @@ def proxy_proba(table, comp: Component, ctx: TaskContext) -> np.ndarray:
     return p / p.sum(axis=1, keepdims=True)
 
 
+class ProxyScorer:
+    """Proxy probabilities of one selection's components, each computed once.
+
+    Keyed by identity, with the component kept in the entry so its id is never reused; a search
+    that changes a component must build a new one instead of mutating it.
+    """
+
+    def __init__(self, table, ctx: TaskContext) -> None:
+        self.table, self.ctx = table, ctx
+        self._cache: dict[int, tuple[Component, np.ndarray]] = {}
+
+    def proba(self, comp: Component) -> np.ndarray:
+        hit = self._cache.get(id(comp))
+        if hit is None or hit[0] is not comp:
+            hit = self._cache[id(comp)] = (comp, proxy_proba(self.table, comp, self.ctx))
+        return hit[1]
+
+    def predict(self, plan: Plan) -> np.ndarray:
+        if not len(self.ctx.proxy_index):
+            return np.zeros(0, int)
+        return combine(plan, [self.proba(c) for c in plan.components]).argmax(axis=1)
+
+
 def proxy_accuracy(pred: np.ndarray, ctx: TaskContext) -> float:
     total = ctx.proxy_weight.sum()
     return float((ctx.proxy_weight * (pred == ctx.proxy_class)).sum() / total) if total else 0.0
@@ -271,12 +295,12 @@ def per_class_estimates(pred: np.ndarray, ctx: TaskContext) -> list[tuple[float 
     return out
 
 
-def finish(method: str, table, ctx: TaskContext, plan: Plan, per_class_models: list[list[dict]],
+def finish(method: str, scorer: ProxyScorer, plan: Plan, per_class_models: list[list[dict]],
            seconds: float, explanation: list[str]) -> Selection:
     """Score the plan on the proxy task and assemble the selection."""
+    ctx = scorer.ctx
     plan.n_classes = ctx.n_classes
-    probas = [proxy_proba(table, c, ctx) for c in plan.components]
-    pred = combine(plan, probas).argmax(axis=1) if len(ctx.proxy_index) else np.zeros(0, int)
+    pred = scorer.predict(plan)
     estimates = per_class_estimates(pred, ctx)
     classes = []
     for k, name in enumerate(ctx.task.classes):

@@ -26,12 +26,11 @@ from ..base import (
     per_class_from_plan,
     proto_component,
     proxy_accuracy,
-    proxy_proba,
     selectors,
     vlm_component,
 )
 from ..context import TaskContext
-from ..plan import Component, Plan, combine
+from ..plan import Component, Plan
 
 
 @selectors.register("chco")
@@ -52,18 +51,9 @@ class CHCO(Selector):
 
     def _plan(self, ctx: TaskContext):
         table = self.table_
-        cache: dict[int, tuple[Component, np.ndarray]] = {}
-
-        def proba(comp: Component) -> np.ndarray:
-            # keyed by identity; the component is kept in the entry so its id is never reused
-            hit = cache.get(id(comp))
-            if hit is None or hit[0] is not comp:
-                hit = cache[id(comp)] = (comp, proxy_proba(table, comp, ctx))
-            return hit[1]
 
         def objective(components: list[Component]) -> float:
-            plan = Plan(components, "gated", ctx.n_classes)
-            pred = combine(plan, [proba(c) for c in components]).argmax(axis=1)
+            pred = self.scorer_.predict(Plan(components, "gated", ctx.n_classes))
             return proxy_accuracy(pred, ctx) - self.cost * len({c.source for c in components})
 
         general = self._general(ctx, objective)
@@ -140,17 +130,21 @@ class CHCO(Selector):
         return chosen
 
     def _prune(self, general, chosen, objective) -> list[Component]:
+        """Drop single (expert, class) answers that lower the objective; a pruned expert is a new
+        component, so the scorer never serves probabilities of the unpruned one."""
+        chosen = list(chosen)
         current = objective(general + chosen)
-        for comp in chosen:
-            for k in list(comp.classes):
+        for i in range(len(chosen)):
+            for k in list(chosen[i].classes):
+                comp = chosen[i]
                 if len(comp.classes) == 1:
                     break
                 trial = Component(comp.kind, comp.source, comp.weight, comp.role,
                                   [c for c in comp.classes if c != k],
                                   head_map=_without(comp.head_map, k))
-                val = objective(general + [trial if c is comp else c for c in chosen])
+                val = objective(general + chosen[:i] + [trial] + chosen[i + 1:])
                 if val > current + 1e-9:
-                    comp.classes, comp.head_map, current = trial.classes, trial.head_map, val
+                    chosen[i], current = trial, val
         return chosen
 
     def _explain(self, ctx: TaskContext, plan: Plan) -> list[str]:

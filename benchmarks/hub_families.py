@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import string
 import sys
 import tempfile
 import time
@@ -62,41 +61,14 @@ def timed(fn: Callable[[], object]) -> tuple[object, float]:
 
 
 # -- models to add --------------------------------------------------------------------------------
-def tiny_clip_dir(root: Path) -> Path:
-    import torch
-    from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
-
-    torch.manual_seed(0)
-    chars = list(string.ascii_lowercase + string.digits + " -'")
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    vocab.update({c: len(vocab) + i for i, c in enumerate(chars)})
-    vocab.update({c + "</w>": len(vocab) + i for i, c in enumerate(chars)})
-    cfg = CLIPConfig(
-        text_config=dict(vocab_size=len(vocab), hidden_size=64, intermediate_size=128,
-                         num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=32,
-                         bos_token_id=0, eos_token_id=1, pad_token_id=1),
-        vision_config=dict(image_size=64, patch_size=16, hidden_size=64, intermediate_size=128,
-                           num_hidden_layers=2, num_attention_heads=2),
-        projection_dim=32)
-    path = root / "tiny-clip"
-    CLIPModel(cfg).save_pretrained(path)
-    CLIPTokenizer(vocab=vocab, merges=[]).save_pretrained(path)
-    return path
-
-
 def onnx_cnn(root: Path) -> Path:
     import torch
 
     from mll.hub.archs import build
+    from mll.hub.testing import export_onnx
 
     torch.manual_seed(0)
-    module = build("small-cnn", {"n_classes": 10}).eval()
-    path = root / "cnn.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, (torch.zeros(1, 1, 28, 28),), str(path), input_names=["x"],
-                          dynamic_axes={"x": {0: "n"}}, dynamo=False)
-    return path
+    return export_onnx(build("small-cnn", {"n_classes": 10}), root / "cnn.onnx")
 
 
 def lit_model():
@@ -130,6 +102,8 @@ def cnn_model():
 
 def cases(root: Path) -> list[tuple[str, Callable[[], object], dict]]:
     """(label, how to make the thing to add, hub.add keyword arguments)."""
+    from mll.hub.testing import tiny_clip_dir
+
     ten = [f"c{i}" for i in range(10)]
     return [
         ("efficientnet-lite0", lambda: "efficientnet-lite0", {"family": "efficientnet-lite"}),
@@ -141,7 +115,8 @@ def cases(root: Path) -> list[tuple[str, Callable[[], object], dict]]:
         ("mlp head (lite0)", lambda: head_model("mlp"), {}),
         ("small cnn (safetensors)", cnn_model, {}),
         ("small cnn (onnx)", lambda: onnx_cnn(root), {"classes": ten}),
-        ("hf-clip (tiny random)", lambda: tiny_clip_dir(root), {"family": "hf-clip"}),
+        ("hf-clip (tiny random)", lambda: tiny_clip_dir(root / "tiny-clip", 64, 64),
+         {"family": "hf-clip"}),
     ]
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -66,41 +65,17 @@ def cnn_dir(tmp_path) -> Path:
 @pytest.fixture
 def onnx_file(tmp_path) -> Path:
     """A tiny torch CNN exported to ONNX (28x28 gray in, 3 logits out, dynamic batch)."""
-    import torch
+    from mll.hub.testing import export_onnx
 
-    module = _small_cnn(seed=1)
-    path = tmp_path / "tiny.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, (torch.zeros(1, 1, 28, 28),), str(path), input_names=["x"],
-                          output_names=["logits"], dynamic_axes={"x": {0: "n"}}, dynamo=False)
-    return path
+    return export_onnx(_small_cnn(seed=1), tmp_path / "tiny.onnx")
 
 
 @pytest.fixture
 def hf_clip_dir(tmp_path) -> Path:
     """A small randomly initialised CLIPModel with a character-level tokenizer, saved offline."""
-    import string
+    from mll.hub.testing import tiny_clip_dir
 
-    import torch
-    from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
-
-    torch.manual_seed(0)
-    chars = list(string.ascii_lowercase + string.digits + " -'")
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    vocab.update({c: len(vocab) + i for i, c in enumerate(chars)})
-    vocab.update({c + "</w>": len(vocab) + i for i, c in enumerate(chars)})
-    cfg = CLIPConfig(
-        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=32,
-                         bos_token_id=0, eos_token_id=1, pad_token_id=1),
-        vision_config=dict(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64,
-                           num_hidden_layers=2, num_attention_heads=2),
-        projection_dim=16)
-    path = tmp_path / "tiny-clip"
-    CLIPModel(cfg).save_pretrained(path)
-    CLIPTokenizer(vocab=vocab, merges=[]).save_pretrained(path)
-    return path
+    return tiny_clip_dir(tmp_path / "tiny-clip")
 
 
 @pytest.fixture(scope="session")

@@ -208,10 +208,7 @@ def vlm_component(table, label, ctx: TaskContext, weight: float = 1.0,
 def proto_component(table, ctx: TaskContext, weight: float = 1.0, scale: float = 30.0
                     ) -> Component | None:
     """Nearest class mean of the general backbone's features over each class's sample images."""
-    feats = table.proto_features[ctx.proxy_index]
-    dim = feats.shape[1]
-    sums = np.zeros((ctx.n_classes, dim))
-    np.add.at(sums, ctx.proxy_class, feats * ctx.proxy_weight[:, None])
+    sums = _class_sums(table, ctx)
     present = np.flatnonzero(np.abs(sums).sum(axis=1) > 0).tolist()
     if not present:
         return None
@@ -219,8 +216,15 @@ def proto_component(table, ctx: TaskContext, weight: float = 1.0, scale: float =
     role = "general" if len(present) == ctx.n_classes else "expert"
     comp = Component("proto", table.proto_backbone, weight, role, present,
                      prototypes=protos.astype(np.float32), scale=scale)
-    comp.proxy_sums = sums  # for leave-one-out scoring on the proxy images
     return comp
+
+
+def _class_sums(table, ctx: TaskContext) -> np.ndarray:
+    """(K, D) weighted sums of the prototype backbone's features of each class's proxy images."""
+    feats = table.proto_features[ctx.proxy_index]
+    sums = np.zeros((ctx.n_classes, feats.shape[1]))
+    np.add.at(sums, ctx.proxy_class, feats * ctx.proxy_weight[:, None])
+    return sums
 
 
 # -- scoring on the proxy task -----------------------------------------------------------------
@@ -236,7 +240,7 @@ def proxy_proba(table, comp: Component, ctx: TaskContext) -> np.ndarray:
     if comp.kind == "vlm":
         return comp.proba(table.models[comp.source].outputs[idx])
     feats = table.proto_features[idx].astype(np.float64)
-    sums = comp.proxy_sums
+    sums = _class_sums(table, ctx)
     dots = feats @ sums.T  # (P, K)
     norms2 = (sums ** 2).sum(axis=1)[None, :].repeat(len(idx), axis=0)
     own = ctx.proxy_class
@@ -255,18 +259,22 @@ def proxy_proba(table, comp: Component, ctx: TaskContext) -> np.ndarray:
 class ProxyScorer:
     """Proxy probabilities of one selection's components, each computed once.
 
-    Keyed by identity, with the component kept in the entry so its id is never reused; a search
-    that changes a component must build a new one instead of mutating it.
+    A component's probabilities do not depend on its weight, so re-weighted copies
+    (``dataclasses.replace``) share one entry. The key holds the identity of the component's
+    arrays, and the entry keeps the component alive so those ids are never reused; a search that
+    changes a component builds a new one instead of mutating it.
     """
 
     def __init__(self, table, ctx: TaskContext) -> None:
         self.table, self.ctx = table, ctx
-        self._cache: dict[int, tuple[Component, np.ndarray]] = {}
+        self._cache: dict[tuple, tuple[Component, np.ndarray]] = {}
 
     def proba(self, comp: Component) -> np.ndarray:
-        hit = self._cache.get(id(comp))
-        if hit is None or hit[0] is not comp:
-            hit = self._cache[id(comp)] = (comp, proxy_proba(self.table, comp, self.ctx))
+        key = (comp.kind, comp.source, comp.role, tuple(comp.classes), comp.scale,
+               id(comp.head_map), id(comp.text_emb), id(comp.prototypes))
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._cache[key] = (comp, proxy_proba(self.table, comp, self.ctx))
         return hit[1]
 
     def predict(self, plan: Plan) -> np.ndarray:

@@ -11,12 +11,16 @@ there are at most ``exact_limit`` candidates; otherwise greedy forward selection
 with the largest gain while the gain exceeds the cost). Accuracy is not submodular, so greedy has
 no worst-case guarantee; the benchmark reports its gap to the exact search on small hubs. A final
 pass drops single (expert, class) answers whose removal raises the objective: that is
-where heads, not whole models, are chosen.
+where heads, not whole models, are chosen. The search runs once for each trust level in
+``expert_weights`` (how much an expert's answer counts against the general part's inside its
+classes) and keeps the best plan: an expert trained on another style than the target needs the
+general part to outvote it, an expert on the target's own style should outvote the general part.
 """
 
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 
@@ -41,8 +45,10 @@ class CHCO(Selector):
 
     def __init__(self, *, cost: float = 0.002, budget_models: int = 50,
                  budget_ms: float | None = None, exact_limit: int = 6, use_proto: bool = True,
-                 prune_heads: bool = True) -> None:
+                 prune_heads: bool = True, expert_weights: tuple[float, ...] = (1.0, 2.0, 4.0)
+                 ) -> None:
         self.cost = cost
+        self.expert_weights = expert_weights
         self.budget_models = budget_models
         self.budget_ms = budget_ms
         self.exact_limit = exact_limit
@@ -59,10 +65,16 @@ class CHCO(Selector):
         general = self._general(ctx, objective)
         experts = [c for c in (expert_component(table, m, ctx) for m in table.experts) if c]
         experts = [c for c in experts if self._affordable(general + [c])]
-        chosen = self._search(general, experts, objective)
-        if self.prune_heads:
-            chosen = self._prune(general, chosen, objective)
-        plan = Plan(general + chosen, "gated", ctx.n_classes)
+        best: tuple[float, list[Component]] | None = None
+        for weight in self.expert_weights:  # ties go to the first (smallest) weight
+            weighted = [replace(c, weight=weight) for c in experts]
+            chosen = self._search(general, weighted, objective)
+            if self.prune_heads:
+                chosen = self._prune(general, chosen, objective)
+            value = objective(general + chosen)
+            if best is None or value > best[0] + 1e-9:
+                best = (value, chosen)
+        plan = Plan(general + best[1], "gated", ctx.n_classes)
         self.objective_ = objective(plan.components)
         return plan, per_class_from_plan(table, plan, ctx)
 
@@ -86,6 +98,8 @@ class CHCO(Selector):
             options = [base] + [base + [e] for e in extras]
             if proto is not None:
                 options += [base + [proto, e] for e in extras if e is not proto]
+            options = [base + [replace(e, weight=w) for e in opt[1:]]
+                       for opt in options for w in self.expert_weights]
         else:
             vlms = [vlm_component(table, m, ctx) for m in table.vlms]
             options = [[v] for v in vlms]

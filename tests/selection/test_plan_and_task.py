@@ -99,3 +99,47 @@ def test_close_relatives_stand_in_with_a_discount(graph):
     # no head is a pug or a house cat: their parents' heads stand in, one edge away
     assert comp.head_map[0, 0] == RELATIVE_DISCOUNT and comp.head_map[1, 1] == RELATIVE_DISCOUNT
     assert not comp.head_map[2].any() and comp.classes == [0, 1]
+
+
+def _proto_setup(features, classes, groups):
+    from types import SimpleNamespace
+
+    from mll.selection.base import proto_component
+
+    feats = np.asarray(features, dtype=np.float64)
+    feats /= np.linalg.norm(feats, axis=1, keepdims=True)
+    n = len(feats)
+    table = SimpleNamespace(proto_features=feats, image_groups=np.asarray(groups),
+                            proto_backbone="b")
+    ctx = SimpleNamespace(proxy_index=np.arange(n), proxy_class=np.asarray(classes),
+                          proxy_weight=np.ones(n), n_classes=max(classes) + 1)
+    return table, ctx, proto_component(table, ctx)
+
+
+def test_prototypes_never_score_with_an_augmented_copy_of_the_image():
+    from mll.selection.base import proxy_proba
+
+    # class 0: one source image in three copies (group 0) and a far image; class 1 is nearer to
+    # the copies than the far image is
+    feats = [[1, 1, 0], [1, 1, 0], [1, 1, 0], [0, 0, 1], [1, 0.2, 0], [1, 0.1, 0]]
+    classes = [0, 0, 0, 0, 1, 1]
+    table, ctx, comp = _proto_setup(feats, classes, [0, 1, 2, 3, 4, 5])  # copies not grouped
+    assert (proxy_proba(table, comp, ctx).argmax(axis=1)[:3] == 0).all()  # copies vote: a leak
+    table, ctx, comp = _proto_setup(feats, classes, [0, 0, 0, 1, 2, 3])
+    assert (proxy_proba(table, comp, ctx).argmax(axis=1)[:3] == 1).all()
+
+
+def test_prototypes_impute_classes_with_a_single_source_image():
+    from mll.selection.base import proxy_proba
+
+    # classes 0 and 1 have two source images each, both recognised; class 2 has one (two copies)
+    feats = [[1, 0, 0], [1, 0.1, 0], [0, 1, 0], [0.1, 1, 0], [0, 0, 1], [0, 0, 1]]
+    table, ctx, comp = _proto_setup(feats, [0, 0, 1, 1, 2, 2], [0, 1, 2, 3, 4, 4])
+    pred = proxy_proba(table, comp, ctx).argmax(axis=1)
+    assert (pred[:4] == [0, 0, 1, 1]).all()
+    assert (pred[4:] == 2).all()  # rho = 1 on the judged images: answered from its own mean
+    # when the judged images are all wrong, rho = 0 and the lone class is never answered
+    feats = [[1, 0, 0], [0, 1, 0], [0, 1, 0.1], [1, 0, 0.1], [0, 0, 1], [0, 0, 1]]
+    table, ctx, comp = _proto_setup(feats, [0, 0, 1, 1, 2, 2], [0, 1, 2, 3, 4, 4])
+    pred = proxy_proba(table, comp, ctx).argmax(axis=1)
+    assert (pred[4:] != 2).all()

@@ -230,27 +230,49 @@ def _class_sums(table, ctx: TaskContext) -> np.ndarray:
 # -- scoring on the proxy task -----------------------------------------------------------------
 
 def proxy_proba(table, comp: Component, ctx: TaskContext) -> np.ndarray:
-    """A component's (P, K) probabilities on the proxy images, from labels (no inference).
+    """A component's (P, K) probabilities on the proxy images, from labels (no inference)."""
+    idx = ctx.proxy_index
+    if comp.kind in ("expert", "vlm"):
+        return comp.proba(table.models[comp.source].outputs[idx])
+    return _proto_proxy_proba(table, comp, ctx)
 
-    Prototypes are scored leave-one-out: an image never votes for its own class mean.
+
+def _proto_proxy_proba(table, comp: Component, ctx: TaskContext) -> np.ndarray:
+    """Prototypes scored leave-one-group-out: an image never votes for a class mean that holds it
+    or an augmented copy of the same source image (such near-duplicates made prototypes look far
+    better on the proxy task than on new images).
+
+    An image whose group is all its class has is *imputed*: it is answered correctly (by the mean
+    that holds it) with probability rho, the leave-one-group-out accuracy of the images whose class
+    keeps other source images, chosen by a seeded draw so the estimate is deterministic.
     """
     idx = ctx.proxy_index
-    if comp.kind == "expert":
-        return comp.proba(table.models[comp.source].outputs[idx])
-    if comp.kind == "vlm":
-        return comp.proba(table.models[comp.source].outputs[idx])
     feats = table.proto_features[idx].astype(np.float64)
     sums = _class_sums(table, ctx)
-    dots = feats @ sums.T  # (P, K)
-    norms2 = (sums ** 2).sum(axis=1)[None, :].repeat(len(idx), axis=0)
-    own = ctx.proxy_class
-    w = ctx.proxy_weight
+    own, w = ctx.proxy_class, ctx.proxy_weight
+    _, group = np.unique(table.image_groups[idx], return_inverse=True)
+    held = np.zeros((group.max() + 1, feats.shape[1]))  # each group's weighted feature sum
+    np.add.at(held, group, feats * w[:, None])
+    held = held[group]  # (P, D): what leaving image i's group out removes from its class sum
     r = np.arange(len(idx))
-    dots[r, own] -= w
-    norms2[r, own] += -2 * w * (feats[r] * sums[own]).sum(axis=1) + w ** 2
-    sims = dots / np.sqrt(np.maximum(norms2, 1e-12))
-    missing = np.setdiff1d(np.arange(ctx.n_classes), comp.classes)
-    sims[:, missing] = -np.inf
+    full = feats @ sums.T  # (P, K)
+    norms2 = np.repeat((sums ** 2).sum(axis=1)[None, :], len(idx), axis=0)
+    dots = full.copy()
+    dots[r, own] -= (feats * held).sum(axis=1)
+    rest2 = norms2[r, own] - 2 * (held * sums[own]).sum(axis=1) + (held ** 2).sum(axis=1)
+    emptied = rest2 <= 1e-9 * np.maximum(norms2[r, own], 1e-12)
+    norms2_out = norms2.copy()
+    norms2_out[r, own] = rest2
+    sims = dots / np.sqrt(np.maximum(norms2_out, 1e-12))
+    sims[emptied, own[emptied]] = -1.0  # no mean left for the own class
+    inside = np.isin(own, comp.classes)
+    judged = inside & ~emptied
+    if (inside & emptied).any():
+        hit = sims[judged].argmax(axis=1) == own[judged]
+        rho = float((w[judged] * hit).sum() / w[judged].sum()) if judged.any() else 0.0
+        lucky = emptied & (np.random.default_rng(0).random(len(idx)) < rho)
+        sims[lucky] = (full / np.sqrt(np.maximum(norms2, 1e-12)))[lucky]
+    sims[:, np.setdiff1d(np.arange(ctx.n_classes), comp.classes)] = -np.inf
     z = comp.scale * (sims - sims.max(axis=1, keepdims=True))
     p = np.exp(z)
     return p / p.sum(axis=1, keepdims=True)

@@ -60,6 +60,10 @@ class LabelTable:
         self.image_ids = [r.image_id for r in samples]
         self.image_nodes = np.array([r.wnid for r in samples])
         self.image_styles = np.array([r.style for r in samples])
+        # augmented copies of one source image form a group: scoring leaves the group out
+        groups: dict[tuple[str, str], int] = {}
+        self.image_groups = np.array([groups.setdefault((r.source, r.orig_id), len(groups))
+                                      for r in samples], dtype=np.int64)
         self.proto_backbone = proto_backbone
         store = LabelStore(self.hub_dir)
         self.models: dict[str, ModelLabel] = {}

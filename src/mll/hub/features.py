@@ -63,7 +63,7 @@ class FeatureCache:
         """
         keys = self._keys(images, keys, load)
         spec = backbones.get(backbone)
-        missing = [k for k in dict.fromkeys(keys) if k not in self._refresh(spec.id)]
+        missing = self.missing(spec.id, keys)
         if missing:
             self._compute(spec.id, missing, self._loader(images, keys, load))
         return self._gather(spec.id, keys, spec.dim)

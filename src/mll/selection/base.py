@@ -233,8 +233,8 @@ def proxy_proba(table, comp: Component, ctx: TaskContext) -> np.ndarray:
     """A component's (P, K) probabilities on the proxy images, from labels (no inference)."""
     idx = ctx.proxy_index
     if comp.kind in ("expert", "vlm"):
-        return comp.proba(table.models[comp.source].outputs[idx])
-    return _proto_proxy_proba(table, comp, ctx)
+        return comp.proba(table.models[comp.source].outputs[idx]).astype(np.float32)
+    return _proto_proxy_proba(table, comp, ctx).astype(np.float32)
 
 
 def _proto_proxy_proba(table, comp: Component, ctx: TaskContext) -> np.ndarray:
@@ -291,13 +291,20 @@ class ProxyScorer:
         self.table, self.ctx = table, ctx
         self._cache: dict[tuple, tuple[Component, np.ndarray]] = {}
 
+    @staticmethod
+    def _key(comp: Component) -> tuple:
+        return (comp.kind, comp.source, comp.role, tuple(comp.classes), comp.scale,
+                id(comp.head_map), id(comp.text_emb), id(comp.prototypes))
+
     def proba(self, comp: Component) -> np.ndarray:
-        key = (comp.kind, comp.source, comp.role, tuple(comp.classes), comp.scale,
-               id(comp.head_map), id(comp.text_emb), id(comp.prototypes))
-        hit = self._cache.get(key)
+        hit = self._cache.get(self._key(comp))
         if hit is None:
-            hit = self._cache[key] = (comp, proxy_proba(self.table, comp, self.ctx))
+            hit = self._cache[self._key(comp)] = (comp, proxy_proba(self.table, comp, self.ctx))
         return hit[1]
+
+    def store(self, comp: Component, proba: np.ndarray) -> None:
+        """Record probabilities a search derived itself (e.g. an expert with one class dropped)."""
+        self._cache[self._key(comp)] = (comp, proba)
 
     def predict(self, plan: Plan) -> np.ndarray:
         if not len(self.ctx.proxy_index):

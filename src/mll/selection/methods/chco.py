@@ -67,13 +67,13 @@ class CHCO(Selector):
         experts = [c for c in experts if self._affordable(general + [c])]
         best: tuple[float, list[Component]] | None = None
         for weight in self.expert_weights:  # ties go to the first (smallest) weight
+            state = _GatedSearch(self.scorer_, ctx, general, self.cost)
             weighted = [replace(c, weight=weight) for c in experts]
-            chosen = self._search(general, weighted, objective)
+            chosen = self._search(state, weighted)
             if self.prune_heads:
-                chosen = self._prune(general, chosen, objective)
-            value = objective(general + chosen)
-            if best is None or value > best[0] + 1e-9:
-                best = (value, chosen)
+                chosen = self._prune(state, chosen)
+            if best is None or state.value > best[0] + 1e-9:
+                best = (state.value, chosen)
         plan = Plan(general + best[1], "gated", ctx.n_classes)
         self.objective_ = objective(plan.components)
         return plan, per_class_from_plan(table, plan, ctx)
@@ -117,49 +117,49 @@ class CHCO(Selector):
             return lat <= self.budget_ms
         return True
 
-    def _search(self, general, experts, objective) -> list[Component]:
-        base = objective(general)
+    def _search(self, state: _GatedSearch, experts: list[Component]) -> list[Component]:
+        """Exhaustive over expert subsets up to ``exact_limit`` candidates, greedy beyond."""
+        general = state.general
         if len(experts) <= self.exact_limit:
-            best, best_val = [], base
+            best, best_val = [], state.value
             for r in range(1, len(experts) + 1):
                 for subset in itertools.combinations(experts, r):
                     if self._affordable(general + list(subset)):
-                        val = objective(general + list(subset))
+                        val = state.score_with(list(subset))
                         if val > best_val + 1e-9:
                             best, best_val = list(subset), val
+            for comp in best:
+                state.add(comp)
             return best
-        chosen: list[Component] = []
-        current = base
         remaining = list(experts)
         while remaining:
-            scored = [(objective(general + chosen + [c]), i) for i, c in enumerate(remaining)
-                      if self._affordable(general + chosen + [c])]
+            scored = [(state.score_with([c]), i) for i, c in enumerate(remaining)
+                      if self._affordable(general + state.chosen + [c])]
             if not scored:
                 break
             val, i = max(scored)
-            if val <= current + 1e-9:
+            if val <= state.value + 1e-9:
                 break
-            chosen.append(remaining.pop(i))
-            current = val
-        return chosen
+            state.add(remaining.pop(i))
+        return state.chosen
 
-    def _prune(self, general, chosen, objective) -> list[Component]:
-        """Drop single (expert, class) answers that lower the objective; a pruned expert is a new
-        component, so the scorer never serves probabilities of the unpruned one."""
-        chosen = list(chosen)
-        current = objective(general + chosen)
-        for i in range(len(chosen)):
-            for k in list(chosen[i].classes):
-                comp = chosen[i]
+    def _prune(self, state: _GatedSearch, chosen: list[Component]) -> list[Component]:
+        """Drop single (expert, class) answers whose removal raises the objective.
+
+        A trial is scored on the proxy images it can change (those of the class, or answered
+        with it by the plan or the expert); the kept plan is rescored exactly afterwards.
+        """
+        for comp in list(chosen):
+            for k in list(comp.classes):
                 if len(comp.classes) == 1:
                     break
                 trial = Component(comp.kind, comp.source, comp.weight, comp.role,
                                   [c for c in comp.classes if c != k],
                                   head_map=_without(comp.head_map, k))
-                val = objective(general + chosen[:i] + [trial] + chosen[i + 1:])
-                if val > current + 1e-9:
-                    chosen[i], current = trial, val
-        return chosen
+                if state.swap_gain(comp, trial, k) > 1e-9:
+                    state.swap(comp, trial, k)
+                    comp = trial
+        return state.chosen
 
     def _explain(self, ctx: TaskContext, plan: Plan) -> list[str]:
         def name(c: Component) -> str:
@@ -181,5 +181,67 @@ class CHCO(Selector):
 
 def _without(head_map: np.ndarray, k: int) -> np.ndarray:
     out = head_map.copy()
+    out[:, k] = 0
+    return out
+
+
+class _GatedSearch:
+    """The gated combination's unnormalised total on the proxy images, kept up to date as experts
+    join or change, so a candidate costs one (P, K) update instead of a whole combination."""
+
+    def __init__(self, scorer, ctx: TaskContext, general: list[Component], cost: float) -> None:
+        self.scorer, self.ctx, self.general, self.cost = scorer, ctx, general, cost
+        wsum = sum(c.weight for c in general)
+        self.p_g = sum(c.weight * scorer.proba(c) for c in general) / wsum
+        self.chosen: list[Component] = []
+        self._set(self.p_g * wsum)
+
+    def _set(self, total: np.ndarray) -> None:
+        self.total, self.pred = total, total.argmax(axis=1)
+        self.value = self._score(self.pred, self.chosen)
+
+    def _contribution(self, comp: Component) -> np.ndarray:
+        gate = self.p_g[:, comp.classes].sum(axis=1, keepdims=True)
+        return comp.weight * gate * self.scorer.proba(comp)
+
+    def _score(self, pred: np.ndarray, chosen: list[Component]) -> float:
+        sources = {c.source for c in self.general + chosen}
+        return proxy_accuracy(pred, self.ctx) - self.cost * len(sources)
+
+    def score_with(self, extra: list[Component]) -> float:
+        total = self.total + sum(self._contribution(c) for c in extra)
+        return self._score(total.argmax(axis=1), self.chosen + extra)
+
+    def add(self, comp: Component) -> None:
+        self.chosen.append(comp)
+        self._set(self.total + self._contribution(comp))
+
+    def swap_gain(self, old: Component, new: Component, k: int) -> float:
+        """Objective change from replacing ``old`` by ``new`` (``old`` without class ``k``),
+        counted on the images that can change; ``new``'s probabilities are derived, not cached."""
+        q_old = self.scorer.proba(old)
+        rows = np.flatnonzero((self.ctx.proxy_class == k) | (self.pred == k) | (q_old[:, k] > 0.5))
+        if not len(rows):
+            return 0.0
+        p_g = self.p_g[rows]
+        before = self.total[rows]
+        after = (before - old.weight * p_g[:, old.classes].sum(axis=1, keepdims=True) * q_old[rows]
+                 + new.weight * p_g[:, new.classes].sum(axis=1, keepdims=True)
+                 * _drop_class(q_old[rows], k))
+        w, truth = self.ctx.proxy_weight[rows], self.ctx.proxy_class[rows]
+        gain = (w * (after.argmax(axis=1) == truth)).sum() - (w * (self.pred[rows] == truth)).sum()
+        return float(gain / self.ctx.proxy_weight.sum())
+
+    def swap(self, old: Component, new: Component, k: int) -> None:
+        before = self._contribution(old)
+        self.scorer.store(new, _drop_class(self.scorer.proba(old), k))
+        self.chosen = [new if c is old else c for c in self.chosen]
+        self._set(self.total - before + self._contribution(new))
+
+
+def _drop_class(q: np.ndarray, k: int) -> np.ndarray:
+    """An expert's class probabilities with class ``k`` no longer answered (renormalised)."""
+    rest = 1.0 - q[:, k:k + 1]  # q sums to one (or zero) over the expert's classes
+    out = np.divide(q, rest, out=np.zeros_like(q), where=rest > 1e-6)
     out[:, k] = 0
     return out

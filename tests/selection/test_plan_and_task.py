@@ -143,3 +143,49 @@ def test_prototypes_impute_classes_with_a_single_source_image():
     table, ctx, comp = _proto_setup(feats, [0, 0, 1, 1, 2, 2], [0, 1, 2, 3, 4, 4])
     pred = proxy_proba(table, comp, ctx).argmax(axis=1)
     assert (pred[4:] != 2).all()
+
+
+def test_incremental_gated_search_matches_the_combination():
+    from types import SimpleNamespace
+
+    from mll.selection.base import proxy_accuracy
+    from mll.selection.methods.chco import _GatedSearch
+
+    rng = np.random.default_rng(0)
+    n, k = 200, 6
+    ctx = SimpleNamespace(proxy_class=rng.integers(0, k, n), proxy_weight=rng.uniform(0.5, 2, n),
+                          n_classes=k)
+    probas = {}
+
+    class Scorer:  # fixed random probabilities per component
+        def proba(self, comp):
+            if id(comp) not in probas:
+                p = rng.dirichlet(np.ones(k), n).astype(np.float32)
+                if comp.role == "expert":
+                    p[:, [c for c in range(k) if c not in comp.classes]] = 0
+                    p /= p.sum(axis=1, keepdims=True)
+                probas[id(comp)] = (comp, p)
+            return probas[id(comp)][1]
+
+        def store(self, comp, p):
+            probas[id(comp)] = (comp, p)
+
+    general = [Component("vlm", "g", 1.0, "general")]
+    experts = [_expert([0, 1, 2], k, 2.0), _expert([2, 3, 4, 5], k, 2.0)]
+    experts[1].source = "e2"
+    state = _GatedSearch(Scorer(), ctx, general, cost=0.01)
+
+    def exact(components):
+        plan = Plan(components, "gated", k)
+        pred = combine(plan, [probas[id(c)][1] for c in components]).argmax(axis=1)
+        return proxy_accuracy(pred, ctx) - 0.01 * len({c.source for c in components})
+
+    assert np.isclose(state.score_with(experts), exact(general + experts))
+    for e in experts:
+        state.add(e)
+    assert np.isclose(state.value, exact(general + experts))
+    trial = _expert([2, 3, 5], k, 2.0)
+    trial.source = "e2"
+    state.swap(experts[1], trial, 4)
+    assert np.allclose(probas[id(trial)][1][:, 4], 0)
+    assert np.isclose(state.value, exact(general + [experts[0], trial]))

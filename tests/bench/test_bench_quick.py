@@ -53,3 +53,10 @@ def test_selection_is_cheap_and_predictions_are_reported(report):
     assert result["labelling"]["models"] >= 15
     assert all(len(rows) == 5 for rows in [result["ablation_alpha"]])
     assert [row["k"] for row in result["ablation_k"]["p2"]] == [1, 2, 3, 4, 5, 6]
+
+
+def test_mean_accuracy_carries_its_resolution(report):
+    result, _ = report
+    for m, (lo, hi) in result["mean_accuracy_interval"].items():
+        assert lo <= result["mean_accuracy"][m] <= hi, m
+        assert hi - lo < 0.1, (m, lo, hi)  # the quick run resolves a mean to a few points

@@ -31,13 +31,14 @@ def markdown(r: dict) -> str:
         lines.append(f"| {t['name']} | {t['classes']} | {t['images']} | " + " | ".join(cells) + " |")
     lines.append("| **mean** | | | " + " | ".join(f"**{r['mean_accuracy'][m]:.3f}**" for m in methods)
                  + " |")
-    lines += ["", "| method | mean accuracy | chco minus method [95% paired bootstrap] | "
-              "predicted-vs-measured MAE | selection ms |", "|---|---:|---:|---:|---:|"]
+    lines += ["", "| method | mean accuracy [95% bootstrap] | chco minus method [95% paired "
+              "bootstrap] | predicted-vs-measured MAE | selection ms |", "|---|---:|---:|---:|---:|"]
     for m in methods:
         vs = r["chco_vs"].get(m)
         cmp = "-" if vs is None else f"{vs['difference']:+.3f} [{vs['low']:+.3f}, {vs['high']:+.3f}]"
         mae = r["predicted_mae"][m]
-        lines.append(f"| {m} | {r['mean_accuracy'][m]:.3f} | {cmp} | "
+        lo, hi = r["mean_accuracy_interval"][m]
+        lines.append(f"| {m} | {r['mean_accuracy'][m]:.3f} [{lo:.3f}, {hi:.3f}] | {cmp} | "
                      f"{'-' if mae is None else f'{mae:.3f}'} | {1000 * r['selection_seconds'][m]:.1f} |")
     s = r["scalability"]
     lines += ["", f"Hub growth (chco, {s['orders']} random orders): " + ", ".join(

@@ -72,17 +72,28 @@ def run_method(table, ctx, outputs, task: EvalTask, method: str, params: dict) -
             "models": sel.models, "selection": sel}
 
 
-def paired_bootstrap(a: list[np.ndarray], b: list[np.ndarray], seed: int) -> tuple[float, float, float]:
-    """Mean-over-tasks accuracy difference a - b and its 95% interval (images resampled per task)."""
+def _bootstrap_means(per_task: list[np.ndarray], seed: int) -> np.ndarray:
+    """(BOOTSTRAP,) means over tasks of per-task means, images resampled within each task."""
     rng = np.random.default_rng(seed)
-    diffs = np.zeros(BOOTSTRAP)
-    for x, y in zip(a, b, strict=True):
-        idx = rng.integers(0, len(x), size=(BOOTSTRAP, len(x)))
-        diffs += (x[idx].mean(axis=1) - y[idx].mean(axis=1))
-    diffs /= len(a)
-    point = float(np.mean([x.mean() - y.mean() for x, y in zip(a, b, strict=True)]))
-    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    means = np.zeros(BOOTSTRAP)
+    for x in per_task:
+        means += x[rng.integers(0, len(x), size=(BOOTSTRAP, len(x)))].mean(axis=1)
+    return means / len(per_task)
+
+
+def paired_bootstrap(a: list[np.ndarray], b: list[np.ndarray], seed: int) -> tuple[float, float, float]:
+    """Mean-over-tasks accuracy difference a - b and its 95% interval (the same images resampled
+    for both methods, so the interval is that of the per-image differences)."""
+    diffs = [x.astype(float) - y for x, y in zip(a, b, strict=True)]
+    lo, hi = np.percentile(_bootstrap_means(diffs, seed), [2.5, 97.5])
+    point = float(np.mean([d.mean() for d in diffs]))
     return round(point, 4), round(float(lo), 4), round(float(hi), 4)
+
+
+def mean_interval(correct: list[np.ndarray], seed: int) -> tuple[float, float]:
+    """95% bootstrap interval of a method's mean-over-tasks accuracy: the benchmark's resolution."""
+    lo, hi = np.percentile(_bootstrap_means([c.astype(float) for c in correct], seed), [2.5, 97.5])
+    return round(float(lo), 4), round(float(hi), 4)
 
 
 def run_bench(hub_dir: str | Path, config: BenchConfig = BenchConfig(), db: str | None = None
@@ -121,6 +132,8 @@ def run_bench(hub_dir: str | Path, config: BenchConfig = BenchConfig(), db: str 
     }
     report["mean_accuracy"] = {m: round(float(np.mean([report["accuracy"][t.name][m] for t in tasks])), 4)
                                for m in methods}
+    report["mean_accuracy_interval"] = {
+        m: mean_interval([results[t.name][m]["correct"] for t in tasks], config.seed) for m in methods}
     report["predicted_mae"] = {
         m: round(float(np.mean([abs(results[t.name][m]["predicted"] - results[t.name][m]["accuracy"])
                                 for t in tasks if results[t.name][m]["predicted"] is not None])), 4)

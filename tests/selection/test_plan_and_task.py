@@ -186,6 +186,9 @@ def test_incremental_gated_search_matches_the_combination():
     assert np.isclose(state.value, exact(general + experts))
     trial = _expert([2, 3, 5], k, 2.0)
     trial.source = "e2"
-    state.swap(experts[1], trial, 4)
+    before = state.value
+    kept = state.try_swap(experts[1], trial, 4)
     assert np.allclose(probas[id(trial)][1][:, 4], 0)
-    assert np.isclose(state.value, exact(general + [experts[0], trial]))
+    after = exact(general + [experts[0], trial])
+    assert kept == (after > before + 1e-9)
+    assert np.isclose(state.value, after if kept else before)

@@ -144,10 +144,12 @@ class CHCO(Selector):
         return state.chosen
 
     def _prune(self, state: _GatedSearch, chosen: list[Component]) -> list[Component]:
-        """Drop single (expert, class) answers whose removal raises the objective.
+        """Drop single (expert, class) answers whose removal raises the objective by at least the
+        cost of a model (smaller gains on a few hundred proxy images are noise).
 
-        A trial is scored on the proxy images it can change (those of the class, or answered
-        with it by the plan or the expert); the kept plan is rescored exactly afterwards.
+        A trial is first scored on the proxy images most likely to change (those of the class, or
+        answered with it by the plan or the expert), and kept only if it also raises the objective
+        on all proxy images.
         """
         for comp in list(chosen):
             for k in list(comp.classes):
@@ -156,8 +158,8 @@ class CHCO(Selector):
                 trial = Component(comp.kind, comp.source, comp.weight, comp.role,
                                   [c for c in comp.classes if c != k],
                                   head_map=_without(comp.head_map, k))
-                if state.swap_gain(comp, trial, k) > 1e-9:
-                    state.swap(comp, trial, k)
+                if state.swap_gain(comp, trial, k) >= self.cost and state.try_swap(comp, trial, k,
+                                                                                    self.cost):
                     comp = trial
         return state.chosen
 
@@ -232,11 +234,19 @@ class _GatedSearch:
         gain = (w * (after.argmax(axis=1) == truth)).sum() - (w * (self.pred[rows] == truth)).sum()
         return float(gain / self.ctx.proxy_weight.sum())
 
-    def swap(self, old: Component, new: Component, k: int) -> None:
+    def try_swap(self, old: Component, new: Component, k: int, min_gain: float = 0.0) -> bool:
+        """Replace ``old`` by ``new`` if that raises the objective, on all proxy images, by more
+        than ``min_gain``."""
         before = self._contribution(old)
         self.scorer.store(new, _drop_class(self.scorer.proba(old), k))
-        self.chosen = [new if c is old else c for c in self.chosen]
-        self._set(self.total - before + self._contribution(new))
+        total = self.total - before + self._contribution(new)
+        chosen = [new if c is old else c for c in self.chosen]
+        pred = total.argmax(axis=1)
+        if self._score(pred, chosen) <= self.value + max(min_gain, 1e-9):
+            return False
+        self.chosen = chosen
+        self._set(total)
+        return True
 
 
 def _drop_class(q: np.ndarray, k: int) -> np.ndarray:

@@ -192,3 +192,24 @@ def test_incremental_gated_search_matches_the_combination():
     after = exact(general + [experts[0], trial])
     assert kept == (after > before + 1e-9)
     assert np.isclose(state.value, after if kept else before)
+
+
+def test_a_sense_whose_sample_images_fit_the_domain_wins_a_close_match():
+    from types import SimpleNamespace
+
+    from mll.graph.match import Candidate
+    from mll.selection.context import _sense_by_look
+
+    table = SimpleNamespace(node_styles={"container": {"emoji/openmoji"},
+                                         "handbag": {"gray28/fashion-mnist", "emoji/openmoji"},
+                                         "quantity": set()})
+    look = {"emoji/openmoji": 0.2, "gray28/fashion-mnist": 0.6}  # domain: small grayscale image
+    cands = [Candidate("container", "bag", 0.79, True, {}),
+             Candidate("handbag", "bag", 0.72, True, {}),
+             Candidate("quantity", "bag", 0.68, True, {})]
+    assert _sense_by_look(table, cands, look) == "handbag"
+    assert _sense_by_look(table, cands, {}) == "container"  # no domain words: the match stands
+    far = [cands[0], Candidate("handbag", "bag", 0.60, True, {})]  # too far behind on the words
+    assert _sense_by_look(table, far, look) == "container"
+    other_word = [cands[0], Candidate("handbag", "purse", 0.75, False, {})]
+    assert _sense_by_look(table, other_word, look) == "container"

@@ -19,6 +19,8 @@ logger = logging.getLogger(__name__)
 
 MATCH_THRESHOLD = 0.45  # a best candidate below this (and with no lexical hit) counts as unmatched
 DOMAIN_TEMPERATURE = 0.05
+SENSE_MARGIN = 0.1  # match-score gap within which a sense may win by its sample images' look
+STYLE_FIT_MARGIN = 0.05  # how much better (cosine) its best style must fit the domain words
 STYLE_WORDS = {"gray28": "small 28x28 grayscale image", "emoji": "colourful emoji icon drawing",
                "photo": "photograph", "drawing": "clip art drawing", "user": "photograph"}
 
@@ -44,6 +46,7 @@ class TaskContext:
 def build_context(table, task: Task) -> TaskContext:
     graph = table.graph
     ranked = table.matcher.match(list(task.classes), domain=task.domain, top=5)
+    look = _style_similarity(table, task.domain)
     nodes: list[str | None] = []
     warnings: list[str] = []
     for name, cands in zip(task.classes, ranked, strict=True):
@@ -51,12 +54,12 @@ def build_context(table, task: Task) -> TaskContext:
             graph.index(task.pinned[name])
             nodes.append(task.pinned[name])
         elif cands and (cands[0].lexical or cands[0].score >= MATCH_THRESHOLD):
-            nodes.append(cands[0].wnid)
+            nodes.append(_sense_by_look(table, cands, look))
         else:
             nodes.append(None)
             warnings.append(f"{name!r} matches no concept: answered by the general VLM only")
     index, klass = _proxy(table, nodes)
-    weight = _weights(table, task.domain, index, klass, len(task.classes))
+    weight = _weights(table, look, index, klass, len(task.classes))
     for k, name in enumerate(task.classes):
         if nodes[k] and not (klass == k).any():
             warnings.append(f"{name!r} ({graph.synset_name(nodes[k])}) has no sample images: its "
@@ -77,17 +80,44 @@ def _proxy(table, nodes: list[str | None]) -> tuple[np.ndarray, np.ndarray]:
     return np.array(rows, dtype=np.int64), np.array(klass, dtype=np.int64)
 
 
+def _style_similarity(table, domain: str) -> dict[str, float]:
+    """Similarity of every sample style's description to the task's domain words ({} without)."""
+    if not domain.strip():
+        return {}
+    styles = sorted(set(table.image_styles.tolist()))
+    emb = table.matcher.embeddings.encode([domain] + [style_text(s) for s in styles])
+    return dict(zip(styles, (emb[1:] @ emb[0]).tolist(), strict=True))
+
+
+def _sense_by_look(table, cands: list, look: dict[str, float]) -> str:
+    """The top candidate, unless another sense of the same word, scored within SENSE_MARGIN,
+    holds sample images whose style fits the domain words clearly better (e.g. "Bag" among
+    grayscale clothes: the handbag sense holds Fashion-MNIST bags, the container sense emoji)."""
+    top = cands[0]
+    if not look or not top.lexical:
+        return top.wnid
+
+    def fit(wnid: str) -> float:
+        return max((look[s] for s in table.node_styles.get(wnid, ())), default=-1.0)
+
+    rivals = [c for c in cands[1:] if c.lexical and top.score - c.score <= SENSE_MARGIN]
+    best = max(rivals, key=lambda c: fit(c.wnid), default=None)
+    if best is not None and fit(best.wnid) > fit(top.wnid) + STYLE_FIT_MARGIN:
+        return best.wnid
+    return top.wnid
+
+
 def style_text(style: str) -> str:
     head = style.split("/")[0]
     return f"{STYLE_WORDS.get(head, head)} ({style.replace('/', ' ').replace('-', ' ')})"
 
 
-def _weights(table, domain: str, index: np.ndarray, klass: np.ndarray, n_classes: int) -> np.ndarray:
+def _weights(table, look: dict[str, float], index: np.ndarray, klass: np.ndarray,
+             n_classes: int) -> np.ndarray:
     w = np.ones(len(index), dtype=np.float64)
-    if domain and len(index):
+    if look and len(index):
         styles = sorted(set(table.image_styles[index].tolist()))
-        emb = table.matcher.embeddings.encode([domain] + [style_text(s) for s in styles])
-        sims = emb[1:] @ emb[0]
+        sims = np.array([look[s] for s in styles])
         pref = np.exp((sims - sims.max()) / DOMAIN_TEMPERATURE)
         by_style = dict(zip(styles, pref, strict=True))
         w = np.array([by_style[s] for s in table.image_styles[index]])

@@ -118,6 +118,16 @@ class LabelTable:
         return feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
 
     @cached_property
+    def node_styles(self) -> dict[str, set[str]]:
+        """Node -> the styles of the sample images at or below it."""
+        out: dict[str, set[str]] = {}
+        for node, style in set(zip(self.image_nodes.tolist(), self.image_styles.tolist(),
+                                   strict=True)):
+            for a in self.sample_node_ancestors[node]:
+                out.setdefault(a, set()).add(style)
+        return out
+
+    @cached_property
     def sample_node_ancestors(self) -> dict[str, set[str]]:
         return {v: self.graph.ancestors(v, include_self=True) for v in set(self.image_nodes.tolist())}
 

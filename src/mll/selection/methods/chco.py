@@ -175,8 +175,9 @@ class CHCO(Selector):
             if c.role == "expert":
                 names = ", ".join(ctx.task.classes[k] for k in c.classes[:12])
                 more = f" and {len(c.classes) - 12} more" if len(c.classes) > 12 else ""
-                lines.append(f"{name(c)} answers {names}{more}, trusted per image by the general "
-                             "part's belief that the image is one of these classes")
+                lines.append(f"{name(c)} answers {names}{more} at weight {c.weight:g}, trusted per "
+                             "image by the general part's belief that the image is one of these "
+                             "classes")
         lines.append(f"objective (proxy accuracy - {self.cost} x models): {self.objective_:.4f}")
         return lines
 

@@ -255,23 +255,22 @@ def _proto_proxy_proba(table, comp: Component, ctx: TaskContext) -> np.ndarray:
     np.add.at(held, group, feats * w[:, None])
     held = held[group]  # (P, D): what leaving image i's group out removes from its class sum
     r = np.arange(len(idx))
-    full = feats @ sums.T  # (P, K)
-    norms2 = np.repeat((sums ** 2).sum(axis=1)[None, :], len(idx), axis=0)
-    dots = full.copy()
-    dots[r, own] -= (feats * held).sum(axis=1)
-    rest2 = norms2[r, own] - 2 * (held * sums[own]).sum(axis=1) + (held ** 2).sum(axis=1)
-    emptied = rest2 <= 1e-9 * np.maximum(norms2[r, own], 1e-12)
-    norms2_out = norms2.copy()
-    norms2_out[r, own] = rest2
-    sims = dots / np.sqrt(np.maximum(norms2_out, 1e-12))
-    sims[emptied, own[emptied]] = -1.0  # no mean left for the own class
+    norms2 = (sums ** 2).sum(axis=1)  # (K,)
+    dots = feats @ sums.T  # (P, K)
+    sims = dots / np.sqrt(np.maximum(norms2, 1e-12))  # every class mean still holding every image
+    with_own = sims[r, own]  # the similarity to the own class mean that still holds the image
+    own_dot = dots[r, own] - (feats * held).sum(axis=1)
+    rest2 = norms2[own] - 2 * (held * sums[own]).sum(axis=1) + (held ** 2).sum(axis=1)
+    emptied = rest2 <= 1e-9 * np.maximum(norms2[own], 1e-12)
+    # no mean left for the own class: -1, below any cosine of these non-negative features
+    sims[r, own] = np.where(emptied, -1.0, own_dot / np.sqrt(np.maximum(rest2, 1e-12)))
     inside = np.isin(own, comp.classes)
     judged = inside & ~emptied
     if (inside & emptied).any():
         hit = sims[judged].argmax(axis=1) == own[judged]
         rho = float((w[judged] * hit).sum() / w[judged].sum()) if judged.any() else 0.0
         lucky = emptied & (np.random.default_rng(0).random(len(idx)) < rho)
-        sims[lucky] = (full / np.sqrt(np.maximum(norms2, 1e-12)))[lucky]
+        sims[lucky, own[lucky]] = with_own[lucky]
     sims[:, np.setdiff1d(np.arange(ctx.n_classes), comp.classes)] = -np.inf
     z = comp.scale * (sims - sims.max(axis=1, keepdims=True))
     p = np.exp(z)

@@ -74,8 +74,8 @@ class CHCO(Selector):
                 chosen = self._prune(state, chosen)
             if best is None or state.value > best[0] + 1e-9:
                 best = (state.value, chosen)
-        plan = Plan(general + best[1], "gated", ctx.n_classes)
-        self.objective_ = objective(plan.components)
+        self.objective_, chosen = best
+        plan = Plan(general + chosen, "gated", ctx.n_classes)
         return plan, per_class_from_plan(table, plan, ctx)
 
     def _general(self, ctx: TaskContext, objective) -> list[Component]:

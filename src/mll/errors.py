@@ -47,6 +47,18 @@ class ArtifactIntegrityError(StoreError):
     """A stored artifact does not match its content hash."""
 
 
+class LimitExceededError(InvalidParameterError):
+    """An input is larger than an operator-set limit (pixels, bytes, ratio, shape)."""
+
+
+class NotBuiltError(MLLError):
+    """A stage's output (graph, corpus, labels, models) does not exist yet; build it first."""
+
+
+class MissingDependencyError(MLLError):
+    """A package, system file or data set mll needs is not installed."""
+
+
 class UnsafeFormatError(InvalidParameterError):
     """A model file would need pickle (arbitrary code) to load."""
 

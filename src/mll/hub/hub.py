@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from .._io import sha256_file
+from ..classfile import read_class_file
 from ..config import HubPaths, resolve_db, resolve_hub
 from ..errors import ArtifactIntegrityError, InvalidParameterError, MLLWarning, UnknownNameError
 from .adapters import Adapter, Expert, Packed, families
@@ -43,20 +44,8 @@ _WNID = re.compile(r"^n\d{8}$")
 
 
 def read_classes(path: str | Path) -> list[tuple[str, str | None]]:
-    """A class file: one class per line, optionally ``name<TAB>wnid`` to pin its node.
-
-    Blank lines and lines starting with ``#`` are skipped.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InvalidParameterError(f"classes file {path} does not exist")
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        name, _, wnid = line.partition("\t")
-        rows.append((name.strip(), wnid.strip() or None))
-    return rows
+    """A class file's ``(name, wnid or None)`` rows; the format is :mod:`mll.classfile`'s."""
+    return read_class_file(path)
 
 
 def _class_rows(classes: str | Path | Sequence[str] | None) -> list[tuple[str, str | None]] | None:

@@ -7,6 +7,8 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import limits
+from ..classfile import read_class_file
 from ..errors import InvalidParameterError, MLLWarning
 from ..graph.match import split_words
 
@@ -30,6 +32,7 @@ class Task:
         classes = [str(c).strip() for c in classes]
         if not classes:
             raise InvalidParameterError("a task needs class names; give at least two")
+        limits.check("the number of task classes", len(classes), "max_classes")
         if any(not split_words(c) for c in classes):
             raise InvalidParameterError(f"empty class name in {classes!r}")
         if len(classes) < 2:
@@ -54,20 +57,11 @@ class Task:
 
     @classmethod
     def from_file(cls, path: str | Path, domain: str = "") -> Task:
-        """One class per line; ``name<TAB>wnid`` pins a class to a node; ``#`` starts a comment."""
-        path = Path(path)
-        if not path.is_file():
-            raise InvalidParameterError(f"class file {path} does not exist")
-        classes, pinned = [], {}
-        for line in path.read_text(encoding="utf-8").splitlines():
-            line = line.split("#", 1)[0].rstrip()
-            if not line.strip():
-                continue
-            name, _, wnid = line.partition("\t")
-            classes.append(name.strip())
-            if wnid.strip():
-                pinned[name.strip()] = wnid.strip()
-        return cls.create(classes, domain=domain, pinned=pinned, name=path.stem)
+        """A task from a class file (format: :mod:`mll.classfile`; ``name<TAB>wnid`` pins)."""
+        rows = read_class_file(path)
+        return cls.create([name for name, _ in rows], domain=domain,
+                          pinned={name: wnid for name, wnid in rows if wnid},
+                          name=Path(path).stem)
 
     def warn(self, message: str) -> None:
         warnings.warn(message, MLLWarning, stacklevel=3)

@@ -36,6 +36,9 @@ class Limits:
     max_classes: int = 100_000
     #: Bytes of a class-list file.
     max_class_file_bytes: int = 16 * 1024**2
+    #: Bytes of metadata inside a model or predictor file (a predictor's manifest, the tokenizer
+    #: and config files a bundle carries); a large CLIP tokenizer is about 20 MB.
+    max_metadata_bytes: int = 64 * 1024**2
     #: Seconds an LLM endpoint may take for one answer, retries included.
     llm_deadline_seconds: float = 120.0
 

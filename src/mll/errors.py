@@ -59,6 +59,10 @@ class MissingDependencyError(MLLError):
     """A package, system file or data set mll needs is not installed."""
 
 
+class ExternalServiceError(MLLError):
+    """A service mll was pointed at (the LLM endpoint) failed or gave no usable answer."""
+
+
 class UnsafeFormatError(InvalidParameterError):
     """A model file would need pickle (arbitrary code) to load."""
 

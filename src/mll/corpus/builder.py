@@ -31,7 +31,7 @@ import numpy as np
 
 from .._io import atomic_write_json, progress
 from ..config import HubPaths
-from ..errors import MLLError
+from ..errors import NotBuiltError, StoreError
 from . import sources as _sources  # noqa: F401 - registers the built-in sources
 from .config import CorpusConfig
 from .records import ROLES, ImageRecord, Location, RecordTable
@@ -95,7 +95,7 @@ def writer_lock(layout: CorpusLayout) -> Iterator[None]:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise MLLError(f"another 'mll data build' or 'mll data import' is writing "
+            raise StoreError(f"another 'mll data build' or 'mll data import' is writing "
                            f"{layout.root}; wait for it to finish") from None
         try:
             yield
@@ -268,7 +268,7 @@ def import_tables(layout: CorpusLayout) -> tuple[list[RecordTable], list[str]]:
     for name, entry in sorted(layout.read_imports().items()):
         table = load_unit(layout, entry["unit"])
         if table is None:
-            raise MLLError(f"imported data {name!r} is missing from {layout.root}; "
+            raise NotBuiltError(f"imported data {name!r} is missing from {layout.root}; "
                            f"import {entry['dir']} again")
         tables.append(table)
         names.append(f"user-{name}")

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..config import HubPaths, resolve_hub
-from ..errors import InvalidParameterError, MLLError, UnknownNameError
+from ..errors import InvalidParameterError, NotBuiltError, UnknownNameError
 from .builder import CorpusLayout
 from .records import CODEC_PNG, CODEC_RAW, ROLES, ImageRecord, RecordTable
 from .store import PackReader, decode
@@ -61,7 +61,7 @@ class Corpus:
         hub = resolve_hub(hub_dir)
         layout = CorpusLayout.of(hub)
         if not layout.current.is_file():
-            raise MLLError(f"no corpus in {hub}; build it with 'mll data build'")
+            raise NotBuiltError(f"no corpus in {hub}; build it with 'mll data build'")
         meta = json.loads(layout.current.read_text())
         return cls(hub, meta, RecordTable.load(layout.root / meta["manifest"]))
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from .._io import atomic_write_json, progress
 from ..config import HubPaths, resolve_hub
-from ..errors import InvalidParameterError, MLLError
+from ..errors import InvalidParameterError, NotBuiltError
 from ..graph.graph import SemanticGraph
 from ..images import load_image_file
 from .builder import (
@@ -185,7 +185,7 @@ def _store_and_publish(layout: CorpusLayout, task: str, role: str, directory: Pa
     meta = json.loads(layout.current.read_text()) if layout.current.is_file() else {}
     built = [load_unit(layout, k) for k in meta.get("units", [])]
     if any(t is None for t in built):
-        raise MLLError(f"the corpus in {layout.root} is incomplete; run 'mll data build' first")
+        raise NotBuiltError(f"the corpus in {layout.root} is incomplete; run 'mll data build' first")
     tables = [t for t in built if t is not None]
     index = StoreIndex()
     for table in tables:

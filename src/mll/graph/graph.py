@@ -19,7 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_path, atomic_write_json
-from ..errors import InvalidParameterError, MLLError, UnknownNameError
+from ..errors import (
+    InvalidParameterError,
+    MissingDependencyError,
+    NotBuiltError,
+    UnknownNameError,
+)
 from . import wordnet
 
 logger = logging.getLogger(__name__)
@@ -125,10 +130,12 @@ class SemanticGraph:
             ch.sort()
         roots = [i for i in range(n) if not parents[i]]
         if len(roots) != 1:
-            raise MLLError(f"WordNet noun graph has {len(roots)} roots, expected 1")
+            raise MissingDependencyError(f"WordNet noun graph has {len(roots)} roots, expected 1; "
+                                         f"{wordnet.INSTALL_HINT}")
         depth = _min_depth(children, roots[0], n)
         if (depth < 0).any():
-            raise MLLError("WordNet noun graph has nodes unreachable from the root")
+            raise MissingDependencyError("WordNet noun graph has nodes unreachable from the root; "
+                                         f"{wordnet.INSTALL_HINT}")
         _check_acyclic(children, n)
         # sense number of a synset = its rank in index.noun for its first lemma
         sense = np.ones(n, dtype=np.int16)
@@ -178,7 +185,7 @@ class SemanticGraph:
 
         meta_file = directory / "current.json"
         if not meta_file.is_file():
-            raise MLLError(f"no graph in {directory.parent}; build it with 'mll graph build'")
+            raise NotBuiltError(f"no graph in {directory.parent}; build it with 'mll graph build'")
         meta = json.loads(meta_file.read_text())
         with np.load(directory / meta["file"]) as data:
             arrays = {k: data[k] for k in data.files}
@@ -422,7 +429,8 @@ def _check_acyclic(children: list[list[int]], n: int) -> None:
             if indeg[j] == 0:
                 queue.append(j)
     if seen != n:
-        raise MLLError(f"WordNet noun graph has a cycle through {n - seen} nodes")
+        raise MissingDependencyError(f"WordNet noun graph has a cycle through {n - seen} nodes; "
+                                     f"{wordnet.INSTALL_HINT}")
 
 
 def _content_hash(arrays: dict[str, np.ndarray]) -> str:

@@ -10,9 +10,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import MLLError
+from ..errors import MissingDependencyError
 
 DEFAULT_DIRS = ("/usr/share/wordnet", "/usr/local/share/wordnet", "/usr/share/wordnet/dict")
+INSTALL_HINT = "install WordNet 3.0 with 'apt-get install wordnet-base' or pass --wordnet DIR"
 PARENT_POINTERS = ("@", "@i")  # hypernym, instance hypernym
 
 
@@ -34,8 +35,7 @@ def find_wordnet_dir(path: str | os.PathLike[str] | None = None) -> Path:
             return Path(cand)
         if cand and (Path(cand) / "dict" / "data.noun").is_file():
             return Path(cand) / "dict"
-    raise MLLError("WordNet 3.0 database not found (data.noun); install it with "
-                   "'apt-get install wordnet-base' or pass --wordnet DIR")
+    raise MissingDependencyError(f"WordNet 3.0 database not found (data.noun); {INSTALL_HINT}")
 
 
 def _clean_gloss(gloss: str) -> str:

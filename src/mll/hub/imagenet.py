@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from ..errors import MLLError
+from ..errors import MissingDependencyError
 
 _INFO = "timm/data/_info"
 
@@ -44,7 +44,7 @@ def _info_file(name: str) -> Path:
     except PackageNotFoundError:
         path = None
     if path is None or not path.is_file():
-        raise MLLError(f"the ImageNet class list ({name}) comes from the timm wheel; install it "
+        raise MissingDependencyError(f"the ImageNet class list ({name}) comes from the timm wheel; install it "
                        "with 'pip install --no-deps timm==1.0.31'")
     return path
 

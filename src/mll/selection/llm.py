@@ -16,7 +16,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from ..errors import MLLError
+from ..errors import ExternalServiceError
 
 PROMPT = ("Write {n} short, different descriptions of what a {name} ({gloss}) looks like in {domain}."
           " One description per line, no numbering, no other text.")
@@ -60,7 +60,7 @@ class LLMDescriber:
                 answer = json.loads(response.read())
             return answer["choices"][0]["message"]["content"]
         except (urllib.error.URLError, TimeoutError, KeyError, IndexError, ValueError) as exc:
-            raise MLLError(f"the language model at {self.url} gave no usable answer ({exc}); "
+            raise ExternalServiceError(f"the language model at {self.url} gave no usable answer ({exc}); "
                            "unset MLL_LLM_URL to use template descriptions") from None
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import MLLError
+from ..errors import NotBuiltError
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class LabelTable:
                 label.text_emb = np.load(ldir / "text_emb.npy").astype(np.float32)
             self.models[info.id] = label
         if not self.models:
-            raise MLLError("the hub has no labelled models; add models and run 'mll label'")
+            raise NotBuiltError("the hub has no labelled models; add models and run 'mll label'")
         if self.unlabelled:
             logger.warning("%d model(s) without a current label are ignored: run 'mll label'",
                            len(self.unlabelled))
@@ -106,7 +106,7 @@ class LabelTable:
         """The general VLM that patches uncovered classes: ConSE if present, else the best VLM."""
         vlms = self.vlms
         if not vlms:
-            raise MLLError("the hub has no labelled VLM to patch uncovered classes")
+            raise NotBuiltError("the hub has no labelled VLM to patch uncovered classes")
         conse = [m for m in vlms if m.info.family == "conse"]
         pool = conse or vlms
         return max(pool, key=lambda m: (m.summary.get("zero_shot_accuracy") or 0, m.id))

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..config import resolve_hub
-from ..errors import MLLError
+from ..errors import NotBuiltError, StoreError
 from .plan import (
     BACKBONE,
     GrayExpert,
@@ -155,14 +155,14 @@ def _ensure_corpus(root: Path, plan: StarterPlan, has_models: bool):
 
     try:
         current = Corpus.open(root)
-    except MLLError:
+    except NotBuiltError:
         current = None
     config = current.meta.get("config", {}) if current is not None else {}
     if current is not None and config == plan.corpus.to_json():
         return current
     if current is not None and has_models and bool(config.get("quick")) != plan.corpus.quick:
         other = "quick" if config.get("quick") else "full"
-        raise MLLError(f"{root} already holds models on a {other} corpus; build the {plan.mode} "
+        raise StoreError(f"{root} already holds models on a {other} corpus; build the {plan.mode} "
                        "starter hub in another --hub directory")
     build(root, plan.corpus)
     return Corpus.open(root)

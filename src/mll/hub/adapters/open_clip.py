@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import InvalidParameterError, MLLError, UnsafeFormatError
+from ...errors import InvalidParameterError, MissingDependencyError, UnsafeFormatError
 from ..safety import SAFE_FORMATS, refuse_unsafe
 from ..spec import InputSpec
 from . import families
@@ -30,7 +30,7 @@ def _open_clip():
     try:
         import open_clip
     except ImportError as exc:
-        raise MLLError(f"the open-clip family needs open_clip_torch and torchvision "
+        raise MissingDependencyError(f"the open-clip family needs open_clip_torch and torchvision "
                        f"(pip install 'mll[openclip]'): {exc}") from None
     return open_clip
 

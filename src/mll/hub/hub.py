@@ -28,7 +28,13 @@ import numpy as np
 from .._io import sha256_file
 from ..classfile import read_class_file
 from ..config import HubPaths, resolve_db, resolve_hub
-from ..errors import ArtifactIntegrityError, InvalidParameterError, MLLWarning, UnknownNameError
+from ..errors import (
+    ArtifactIntegrityError,
+    InvalidParameterError,
+    MLLWarning,
+    NotBuiltError,
+    UnknownNameError,
+)
 from .adapters import Adapter, Expert, Packed, families
 from .adapters.base import PackContext, TextTowerMixin
 from .artifacts import ArtifactStore
@@ -137,9 +143,21 @@ class Hub:
         self.artifacts = ArtifactStore(self.paths.artifacts)
 
     @classmethod
-    def open(cls, hub: str | Path | None = None, db: str | None = None) -> Hub:
+    def open(cls, hub: str | Path | None = None, db: str | None = None, *,
+             create: bool = True) -> Hub:
+        """Open the hub; ``create=False`` (reading commands) refuses a hub that does not exist.
+
+        A mistyped ``--hub`` must say so, not leave an empty hub behind.
+        """
         root = resolve_hub(hub)
-        return cls(root, Store(resolve_db(db, root)))
+        url = resolve_db(db, root)
+        default_db = url == f"sqlite:///{HubPaths(root).db_file}"
+        if default_db and not create and not HubPaths(root).db_file.exists():
+            raise NotBuiltError(f"no hub at {root} (no database {HubPaths(root).db_file}); build "
+                                "one with 'mll starter --quick' or pass --hub")
+        if default_db and create:
+            root.mkdir(parents=True, exist_ok=True)
+        return cls(root, Store(url, create=create))
 
     def close(self) -> None:
         self.store.engine.dispose()

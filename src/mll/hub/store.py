@@ -2,6 +2,12 @@
 
 The schema is versioned with Alembic from the first release; opening a store upgrades it to the
 newest revision under a lock, so two processes opening a fresh hub at once do not race.
+
+Opening checks the URL before anything is created: a malformed URL, an unknown driver, a server
+that cannot be reached, a directory that does not exist, or a file that is not an SQLite database
+(an empty one included: that is a lost database, not a new hub) is a one-line :class:`StoreError`
+naming the URL with its password masked. A database in a directory this process cannot write
+(a read-only mount, another user's hub) is opened read-only, so reading commands still work.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ import ast
 import fcntl
 import logging
 import os
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -32,8 +39,14 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import (
+    ArgumentError,
+    DatabaseError,
+    IntegrityError,
+    NoSuchModuleError,
+    OperationalError,
+)
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
@@ -44,7 +57,7 @@ from sqlalchemy.orm import (
 )
 from sqlalchemy.pool import StaticPool
 
-from ..errors import StoreError
+from ..errors import MissingDependencyError, NotBuiltError, StoreError
 from .spec import HeadClass, InputSpec, ModelInfo
 
 logger = logging.getLogger(__name__)
@@ -52,6 +65,9 @@ logger = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 LABEL_TABLE = "label_summaries"  # created by the labels stage's own migration
 _PG_LOCK_KEY = 0x6D6C6C  # "mll": advisory lock id for migrations on PostgreSQL
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_URL_EXAMPLES = "sqlite:////path/to/mll.db or postgresql+psycopg://user@host/dbname"
+_PG_CONNECT_TIMEOUT = 10  # seconds; a server that does not answer is reported, not waited for
 
 
 class Base(DeclarativeBase):
@@ -113,13 +129,38 @@ def _alembic_config(connection: Connection):
     return cfg
 
 
-def _sqlite_file(url: str) -> Path | None:
-    from sqlalchemy.engine import make_url
+def parse_url(url: str) -> URL:
+    """The parsed database URL, or a :class:`StoreError` saying what a valid one looks like."""
+    try:
+        return make_url(url)
+    except (ArgumentError, ValueError):
+        raise StoreError(f"malformed database URL {url!r}; give e.g. {_URL_EXAMPLES}") from None
 
-    u = make_url(url)
-    if u.get_backend_name() != "sqlite" or u.database in (None, "", ":memory:"):
+
+def masked(url: str | URL) -> str:
+    """The URL as it may be shown to a user: any password replaced by ``***``."""
+    try:
+        return (url if isinstance(url, URL) else make_url(url)).render_as_string(
+            hide_password=True)
+    except (ArgumentError, ValueError):
+        return "<malformed URL>"
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
         return None
-    return Path(u.database)
+    return Path(url.database)
+
+
+def _sqlite_header_problem(path: Path) -> str | None:
+    """Why ``path`` is not an SQLite database file, or None when its header says it is one."""
+    with open(path, "rb") as fh:
+        head = fh.read(len(_SQLITE_MAGIC))
+    if not head:
+        return "is empty (0 bytes)"
+    if head != _SQLITE_MAGIC:
+        return "is not an SQLite database"
+    return None
 
 
 class Store:
@@ -129,37 +170,124 @@ class Store:
     write lock up front (``BEGIN IMMEDIATE``) so concurrent writers queue instead of failing.
     """
 
-    def __init__(self, url: str, *, migrate: bool = True) -> None:
+    def __init__(self, url: str, *, migrate: bool = True, create: bool = True) -> None:
+        """Open the store at ``url``; ``create=False`` refuses a SQLite file that does not exist.
+
+        Reading commands pass ``create=False`` so a mistyped path is an error, not a new hub.
+        """
         self.url = url
-        self._file = _sqlite_file(url)
+        self._url = parse_url(url)
+        self.shown = masked(self._url)
+        self._file = _sqlite_file(self._url)
+        self.read_only = False
+        if self._file is not None:
+            self.read_only = self._check_file(create)
         self.engine = self._make_engine(url)
         if migrate:
             self.migrate()
 
     # -- engine and migrations ------------------------------------------------------------------
+    def _recovery(self) -> str:
+        return ("restore it from a backup, or move it away to start a new hub there "
+                f"(mv {self._file} {self._file}.broken)")
+
+    def _check_file(self, create: bool) -> bool:
+        """Validate the SQLite file before anything is created; True when it must be read-only.
+
+        An empty file is only accepted under the migration lock (see :meth:`migrate`): another
+        process may be creating the hub right now.
+        """
+        path, directory = self._file, self._file.parent
+        if not directory.is_dir():
+            raise StoreError(f"cannot open database {self.shown}: directory {directory} does not "
+                             "exist; create it first or give another --db")
+        if path.is_dir():
+            raise StoreError(f"cannot open database {self.shown}: {path} is a directory")
+        writable = os.access(directory, os.W_OK) and (not path.exists()
+                                                      or os.access(path, os.W_OK))
+        if not path.exists():
+            if not create:
+                raise NotBuiltError(f"no hub database at {path}; build a hub with 'mll starter "
+                                    "--quick' or 'mll hub add', or pass the right --hub/--db")
+            if not writable:
+                raise StoreError(f"cannot create database {path}: directory {directory} is not "
+                                 "writable")
+            return False
+        try:
+            problem = _sqlite_header_problem(path)
+        except OSError as exc:
+            raise StoreError(f"cannot read database {path}: {exc.strerror}") from None
+        if problem and (problem != "is empty (0 bytes)" or not writable):
+            raise StoreError(f"database {path} {problem}; {self._recovery()}")
+        return not writable
+
     def _make_engine(self, url: str) -> Engine:
-        if not url.startswith("sqlite"):
-            return create_engine(url, pool_pre_ping=True)
-        if self._file is not None:
-            self._file.parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url, connect_args={"timeout": 120})
-        else:
-            engine = create_engine(url, connect_args={"check_same_thread": False},
-                                   poolclass=StaticPool)
-        _sqlite_events(engine, wal=self._file is not None)
+        try:
+            if self._url.get_backend_name() != "sqlite":
+                args = ({"connect_timeout": _PG_CONNECT_TIMEOUT}
+                        if self._url.get_backend_name() == "postgresql"
+                        and "connect_timeout" not in self._url.query else {})
+                return create_engine(self._url, pool_pre_ping=True, connect_args=args)
+            if self._file is None:
+                engine = create_engine(url, connect_args={"check_same_thread": False},
+                                       poolclass=StaticPool)
+            elif self.read_only:
+                engine = create_engine("sqlite://", creator=self._read_only_connection)
+            else:
+                engine = create_engine(url, connect_args={"timeout": 120})
+        except NoSuchModuleError:
+            raise StoreError(f"unknown database driver {self._url.drivername!r} in {self.shown}; "
+                             f"give e.g. {_URL_EXAMPLES}") from None
+        except ImportError as exc:
+            raise MissingDependencyError(
+                f"the driver for {self.shown} is not installed ({exc.name or exc}); for "
+                "PostgreSQL install mll[postgres]") from None
+        _sqlite_events(engine, wal=self._file is not None and not self.read_only)
         return engine
+
+    def _read_only_connection(self) -> sqlite3.Connection:
+        """A read-only connection; ``immutable`` when WAL's shared-memory file cannot be made.
+
+        A WAL database normally needs ``mll.db-shm`` beside it; in a directory nobody may write
+        (a read-only mount) it cannot exist, and nobody can be changing the file either.
+        """
+        from urllib.parse import quote
+
+        base = f"file:{quote(str(self._file.resolve()))}?mode=ro"
+        try:
+            con = sqlite3.connect(base, uri=True, timeout=120, check_same_thread=False)
+            con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return con
+        except sqlite3.OperationalError:
+            return sqlite3.connect(base + "&immutable=1", uri=True, check_same_thread=False)
 
     def migrate(self) -> str:
         """Upgrade the schema to the newest revision (a no-op when current); return it."""
         from alembic import command
 
-        with self._migration_lock(), self.engine.begin() as conn:
-            if self.engine.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
-            if self._current(conn) != self._heads():
-                logger.info("migrating %s", self.url)
-                command.upgrade(_alembic_config(conn), "heads")
-        return self.revision()
+        try:
+            if self.read_only:
+                with self.engine.connect() as conn:
+                    current = self._current(conn)
+                if current != self._heads():
+                    raise StoreError(
+                        f"database {self._file} is read-only here and "
+                        + ("holds no hub" if not current else "needs a schema upgrade")
+                        + "; open it once from an account that may write its directory")
+                return self.revision()
+            with self._migration_lock(), self.engine.begin() as conn:
+                if self.engine.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+                if self._current(conn) != self._heads():
+                    logger.info("migrating %s", self.shown)
+                    command.upgrade(_alembic_config(conn), "heads")
+            return self.revision()
+        except DatabaseError as exc:  # OperationalError included: unreachable, locked, corrupt
+            self.engine.dispose()
+            raise StoreError(f"cannot open database {self.shown}: {_first_line(exc)}; "
+                             + (self._recovery() if self._file is not None else
+                                "check that the server is running and the URL is right")
+                             ) from None
 
     @contextmanager
     def _migration_lock(self) -> Iterator[None]:
@@ -169,6 +297,10 @@ class Store:
         with open(self._file.with_name(self._file.name + ".lock"), "a") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
+                # under the lock an empty file is no hub being created: it is a lost database
+                if self._file.exists() and _sqlite_header_problem(self._file):
+                    raise StoreError(f"database {self._file} "
+                                     f"{_sqlite_header_problem(self._file)}; {self._recovery()}")
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
@@ -199,8 +331,11 @@ class Store:
     # -- sessions -------------------------------------------------------------------------------
     @contextmanager
     def read(self) -> Iterator[Session]:
-        with Session(self.engine, expire_on_commit=False) as session:
-            yield session
+        try:
+            with Session(self.engine, expire_on_commit=False) as session:
+                yield session
+        except DatabaseError as exc:
+            raise StoreError(f"database {self.shown} failed a read: {_first_line(exc)}") from exc
 
     @contextmanager
     def write(self) -> Iterator[Session]:
@@ -210,7 +345,10 @@ class Store:
             with Session(engine, expire_on_commit=False) as session, session.begin():
                 yield session
         except OperationalError as exc:
-            raise StoreError(f"database {self.url} refused a write: {exc.orig}") from exc
+            if self.read_only:
+                raise StoreError(f"database {self._file} is read-only here (its directory is not "
+                                 "writable); this command needs write access") from None
+            raise StoreError(f"database {self.shown} refused a write: {_first_line(exc)}") from exc
 
     # -- models ---------------------------------------------------------------------------------
     def insert(self, row: ModelRow, before_commit: Callable[[], None] | None = None) -> bool:
@@ -334,6 +472,11 @@ def _revision_ids(script: Path) -> tuple[str, set[str]] | None:
         value = values.get(key)
         below.update([value] if isinstance(value, str) else value or ())
     return values["revision"], below
+
+
+def _first_line(exc: DatabaseError) -> str:
+    """The driver's own message, first line only (SQLAlchemy appends the SQL and a link)."""
+    return (str(exc.orig) if exc.orig is not None else str(exc)).strip().splitlines()[0]
 
 
 def _plain(value: Any) -> Any:

@@ -44,7 +44,7 @@ def _info(graph: SemanticGraph, hub: Path) -> dict:
 @hub_option
 @json_option
 def info(hub: Path, as_json: bool) -> None:
-    """Version, size and root of the hub's graph (built on first use)."""
+    """Version, size and root of the hub's graph ('mll graph build' makes it)."""
     data = _info(open_graph(hub), hub)
     if as_json:
         emit_json(data)

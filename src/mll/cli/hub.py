@@ -21,10 +21,11 @@ def db_option(fn: Callable[..., Any]) -> Callable[..., Any]:
                              "sqlite:///<hub>/mll.db).")(fn)
 
 
-def _open(hub: Path, db: str | None):
+def _open(hub: Path, db: str | None, create: bool = False):
+    """The hub; only commands that add models create one (a mistyped --hub is an error)."""
     from ..hub import Hub
 
-    return Hub.open(hub, db)
+    return Hub.open(hub, db, create=create)
 
 
 @contextmanager
@@ -90,7 +91,7 @@ def add(model: str, kind: str | None, family: str | None, classes_file: Path | N
         options: tuple[str, ...], max_size: float, hub: Path, db: str | None,
         as_json: bool) -> None:
     """Add MODEL (a file, a directory, or a variant name such as efficientnet-lite0)."""
-    with _user_warnings(), _open(hub, db) as h:
+    with _user_warnings(), _open(hub, db, create=True) as h:
         info = h.add(model, kind=kind, family=family, classes=classes_file, name=name,
                      source=source, license=license_, domain=domain,
                      options=_parse_options(options), max_bytes=int(max_size * 1e6))
@@ -236,7 +237,7 @@ def families_(as_json: bool) -> None:
 @db_option
 @json_option
 def verify(hub: Path, db: str | None, as_json: bool) -> None:
-    """Re-hash every model's artifact; exit 2 naming the damaged ones."""
+    """Re-hash every model's artifact and read every label's files; exit 2 naming damaged ones."""
     from ..errors import ArtifactIntegrityError, StoreError
 
     bad = []
@@ -247,12 +248,48 @@ def verify(hub: Path, db: str | None, as_json: bool) -> None:
                 h.artifacts.get(info.artifact_digest)
             except ArtifactIntegrityError as exc:
                 bad.append({"id": info.id, "error": str(exc)})
+        bad_labels = _damaged_labels(h.root, infos)
     if as_json:
-        emit_json({"models": len(infos), "damaged": bad})
-    elif not bad:
-        click.echo(f"{len(infos)} models, all artifacts intact")
+        emit_json({"models": len(infos), "damaged": bad, "damaged_labels": bad_labels})
+    elif not bad and not bad_labels:
+        click.echo(f"{len(infos)} models, all artifacts and labels intact")
+    for b in bad_labels if not as_json else ():
+        click.echo(f"damaged label of {b['id']}: {b['error']} ({b['path']})", err=True)
+    problems = []
     if bad:
-        raise StoreError(f"{len(bad)} damaged artifact(s): {', '.join(b['id'] for b in bad)}")
+        problems.append(f"{len(bad)} damaged artifact(s): {', '.join(b['id'] for b in bad)}")
+    if bad_labels:
+        ids = sorted({b["id"] for b in bad_labels})
+        problems.append(f"{len(bad_labels)} damaged label(s) of {', '.join(ids)}; "
+                        + " and ".join(f"'mll label --model {i}'" for i in ids) + " repairs them")
+    if problems:
+        raise StoreError("; ".join(problems))
+
+
+def _damaged_labels(root: Path, infos: list) -> list[dict[str, str]]:
+    """Every published label (any graph or corpus version) whose files are missing or cut."""
+    from ..labels.store import LabelStore, label_problem
+
+    store = LabelStore(root)
+    versions = [_current_version(root / stage / "current.json") for stage in ("graph", "corpus")]
+    found = []
+    for info in infos:
+        current = store.label_dir(info.content_hash, *versions).name if all(versions) else None
+        for ldir in store.published_dirs(info.content_hash):
+            problem = label_problem(ldir)
+            if problem is not None and ldir.name != current:
+                problem += "; an outdated version nothing reads: delete the directory"
+            if problem is not None:
+                found.append({"id": info.id, "path": str(ldir), "error": problem})
+    return found
+
+
+def _current_version(meta: Path) -> str | None:
+    """The version a stage's ``current.json`` names, without loading the stage."""
+    try:
+        return str(json.loads(meta.read_text())["version"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 @command.command("train-lit")
@@ -281,7 +318,7 @@ def train_lit(backbone: str, role: str, sources: tuple[str, ...], wnids_file: Pa
     trained = train_lit_from_corpus(hub, backbone=backbone, role=role, sources=sources or None,
                                     wnids=wnids, epochs=epochs, data_fraction=data_fraction,
                                     holdout=holdout, seed=seed, name=name)
-    with _user_warnings(), _open(hub, db) as h:
+    with _user_warnings(), _open(hub, db, create=True) as h:
         info = h.add(trained, name=name or trained.name)
     if as_json:
         emit_json(_info_json(info))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import HubPaths, resolve_hub
+from ..errors import NotBuiltError
 from .graph import Node, SemanticGraph, Subgraph
 from .match import Candidate, Matcher
 
@@ -18,9 +19,16 @@ def build_graph(hub: str | Path | None = None, wordnet_dir: str | Path | None = 
     return graph
 
 
-def open_graph(hub: str | Path | None = None, build: bool = True) -> SemanticGraph:
-    """Load the hub's graph; build it first when missing and ``build`` is true."""
+def open_graph(hub: str | Path | None = None, build: bool = False) -> SemanticGraph:
+    """Load the hub's graph; when it is missing, build it if ``build`` else raise NotBuiltError.
+
+    Only commands that build (``graph build``, ``label``, ``starter``) pass ``build=True``: a
+    reading command on a mistyped hub must say so at once, not spend minutes building a graph.
+    """
     paths = HubPaths(resolve_hub(hub))
-    if build and not (paths.graph / "current.json").is_file():
-        return build_graph(paths.root)
+    if not (paths.graph / "current.json").is_file():
+        if build:
+            return build_graph(paths.root)
+        raise NotBuiltError(f"no graph in {paths.root}; build one with 'mll graph build' (or a "
+                            "whole hub with 'mll starter --quick'), or pass the right --hub")
     return SemanticGraph.load(paths.graph)

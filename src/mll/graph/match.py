@@ -106,11 +106,13 @@ class Matcher:
         self._closeness = self._closeness_memo()
 
     @classmethod
-    def for_hub(cls, hub: str | Path | None = None, encoder: str = DEFAULT_ENCODER) -> Matcher:
+    def for_hub(cls, hub: str | Path | None = None, encoder: str = DEFAULT_ENCODER, *,
+                build: bool = False) -> Matcher:
+        """The hub's matcher; a hub without a graph is NotBuiltError unless ``build``."""
         from . import open_graph
 
         paths = HubPaths(resolve_hub(hub))
-        graph = open_graph(paths.root)
+        graph = open_graph(paths.root, build=build)
         cache = EmbeddingCache(paths.cache / "text.sqlite", get_text_encoder(encoder))
         return cls(graph, cache, caption_matrix(graph, cache, paths.graph))
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InvalidParameterError
+from ..errors import InvalidParameterError, NotBuiltError
 from .stats import expert_stats, vlm_stats
 from .store import LabelStore, Outputs
 
@@ -51,7 +51,11 @@ def label_hub(hub_dir: str | Path, *, models: list[str] | None = None, db: str |
         raise InvalidParameterError(f"batch must be a positive number of images, got {batch}")
     hub_dir = Path(hub_dir)
     start = time.perf_counter()
-    graph = open_graph(hub_dir)
+    with Hub.open(hub_dir, db=db, create=False) as hub:  # nothing to label: build nothing
+        if not hub.list():
+            raise NotBuiltError(f"the hub at {hub_dir} has no models to label; add some with "
+                                "'mll hub add' or build a starter hub with 'mll starter --quick'")
+    graph = open_graph(hub_dir, build=True)
     corpus = Corpus.open(hub_dir)
     store = LabelStore(hub_dir)
     samples = corpus.records(role="sample")

@@ -7,15 +7,21 @@ Per model (by content hash) a directory ``<hub>/labels/<hash16>/`` holds
 - ``<graph12>-<corpus12>/``: the published label for one graph and corpus version: aligned outputs
   (memory-mappable ``.npy``), per-node statistics and ``summary.json``. It is assembled in a
   temporary directory and renamed into place, so selection never sees a partial label.
+
+Files damaged afterwards (deleted, truncated, overwritten) are detected when a label is read:
+selection names the model and says ``mll label --model ID`` repairs it, ``mll hub verify`` lists
+them, and labelling treats a damaged label as missing and publishes a whole one in its place.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +30,12 @@ import numpy as np
 
 from .._io import atomic_path
 from ..config import HubPaths
+from ..errors import StoreError
+
+logger = logging.getLogger(__name__)
+
+#: What a damaged file raises when numpy or zipfile read it.
+_READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile)
 
 TOP_M = 32  # heads kept per image for very wide experts (ImageNet's 1000); the rest is one mass
 
@@ -78,6 +90,28 @@ class Outputs:
         return out
 
 
+class DamagedLabelError(StoreError):
+    """A published label's files are missing or unreadable; labelling the model again repairs it."""
+
+    def __init__(self, label_dir: Path, reason: str, model_id: str | None = None) -> None:
+        self.label_dir, self.reason, self.model_id = label_dir, reason, model_id
+        who = f"model {model_id}" if model_id else "a model"
+        fix = (f"'mll label --model {model_id}' repairs it" if model_id
+               else "'mll label' repairs it")
+        super().__init__(f"the label of {who} is damaged ({reason}, in {label_dir}); {fix}")
+
+
+@dataclass(frozen=True)
+class PublishedLabel:
+    """Everything one published label holds, each file checked."""
+
+    outputs: Outputs
+    stats: dict[str, np.ndarray]
+    summary: dict
+    text_nodes: np.ndarray | None = None
+    text_emb: np.ndarray | None = None
+
+
 class LabelStore:
     """Files of one hub's labels."""
 
@@ -91,7 +125,17 @@ class LabelStore:
         return self.model_dir(content_hash) / f"{graph_version[:12]}-{corpus_version[:12]}"
 
     def is_published(self, content_hash: str, graph_version: str, corpus_version: str) -> bool:
-        return (self.label_dir(content_hash, graph_version, corpus_version) / "summary.json").is_file()
+        """A whole label is there (a damaged one is not published: labelling replaces it)."""
+        ldir = self.label_dir(content_hash, graph_version, corpus_version)
+        return (ldir / "summary.json").is_file() and label_problem(ldir) is None
+
+    def published_dirs(self, content_hash: str) -> list[Path]:
+        """Every label directory of a model, any graph or corpus version, damaged ones included."""
+        mdir = self.model_dir(content_hash)
+        if not mdir.is_dir():
+            return []
+        return sorted(p for p in mdir.iterdir() if p.is_dir() and p.name != "shards"
+                      and not p.name.startswith("."))
 
     # -- shards ---------------------------------------------------------------------------------
     @staticmethod
@@ -115,10 +159,20 @@ class LabelStore:
         if not mdir.is_dir():
             return
         for label in sorted(p for p in mdir.iterdir() if (p / "summary.json").is_file()):
-            yield read_outputs(label)
+            try:
+                yield load_label(label).outputs
+            except DamagedLabelError as exc:  # its images are computed again
+                logger.warning("ignoring %s", exc)
         for shard in sorted((mdir / "shards").glob("*.npz")):
-            with np.load(shard, allow_pickle=False) as data:
-                yield Outputs(data["ids"], data["values"], data.get("index"), data.get("rest"))
+            try:
+                with np.load(shard, allow_pickle=False) as data:
+                    out = Outputs(data["ids"], data["values"], data.get("index"),
+                                  data.get("rest"))
+            except _READ_ERRORS as exc:
+                logger.warning("ignoring damaged shard %s (%s); its images are computed again",
+                               shard, exc)
+                continue
+            yield out
 
     # -- publishing -----------------------------------------------------------------------------
     def publish(self, dest: Path, outputs: Outputs, stats: dict[str, np.ndarray],
@@ -132,9 +186,13 @@ class LabelStore:
             np.savez(tmp / "stats.npz", **stats)
             (tmp / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
             os.chmod(tmp, 0o755)
-            if dest.exists():  # an identical label published concurrently: keep the first
-                shutil.rmtree(tmp)
+            if dest.exists() and label_problem(dest) is None:
+                shutil.rmtree(tmp)  # an identical label published concurrently: keep the first
                 return
+            if dest.exists():  # damaged: move it aside, then put the whole one in its place
+                stale = Path(tempfile.mkdtemp(prefix=f".{dest.name}.damaged.", dir=dest.parent))
+                os.replace(dest, stale / dest.name)
+                shutil.rmtree(stale, ignore_errors=True)
             os.replace(tmp, dest)
         finally:
             if tmp.exists():
@@ -146,22 +204,89 @@ class LabelStore:
 
 
 def read_outputs(label_dir: Path, mmap: bool = True) -> Outputs:
+    """A published label's outputs; :class:`DamagedLabelError` when a file is missing or cut."""
     mode = "r" if mmap else None
-
-    def arr(name):
-        path = label_dir / f"{name}.npy"
-        return np.load(path, mmap_mode=mode, allow_pickle=False) if path.is_file() else None
-
-    return Outputs(arr("ids"), arr("values"), arr("index"), arr("rest"))
+    ids, values = _array(label_dir, "ids", mode), _array(label_dir, "values", mode)
+    index, rest = (_array(label_dir, n, mode, required=False) for n in ("index", "rest"))
+    if ids.ndim != 1 or values.ndim != 2 or len(values) != len(ids):
+        raise DamagedLabelError(label_dir, f"values.npy has shape {values.shape} for "
+                                           f"{len(ids)} images")
+    if (index is None) != (rest is None):
+        raise DamagedLabelError(label_dir, "index.npy or rest.npy is missing")
+    if index is not None and (index.shape != values.shape or rest.shape != ids.shape):
+        raise DamagedLabelError(label_dir, f"index.npy {index.shape} or rest.npy {rest.shape} "
+                                           f"does not fit values.npy {values.shape}")
+    return Outputs(ids, values, index, rest)
 
 
 def read_summary(label_dir: Path) -> dict:
-    return json.loads((label_dir / "summary.json").read_text())
+    try:
+        summary = json.loads((label_dir / "summary.json").read_text())
+    except FileNotFoundError:
+        raise DamagedLabelError(label_dir, "summary.json is missing") from None
+    except (OSError, ValueError) as exc:
+        raise DamagedLabelError(label_dir, f"summary.json is unreadable: {exc}") from None
+    if not isinstance(summary, dict):
+        raise DamagedLabelError(label_dir, "summary.json is not a JSON object")
+    return summary
 
 
 def read_stats(label_dir: Path) -> dict[str, np.ndarray]:
-    with np.load(label_dir / "stats.npz", allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
+    path = label_dir / "stats.npz"
+    if not path.is_file():
+        raise DamagedLabelError(label_dir, "stats.npz is missing")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except _READ_ERRORS as exc:
+        raise DamagedLabelError(label_dir, f"stats.npz is unreadable: {exc}") from None
+
+
+def load_label(label_dir: Path, model_id: str | None = None, mmap: bool = True) -> PublishedLabel:
+    """Every file of a published label, checked; the error names ``model_id`` when given."""
+    try:
+        summary = read_summary(label_dir)
+        outputs = read_outputs(label_dir, mmap=mmap)
+        if summary.get("images", len(outputs.ids)) != len(outputs.ids):
+            raise DamagedLabelError(label_dir, f"ids.npy holds {len(outputs.ids)} images, "
+                                               f"summary.json says {summary['images']}")
+        stats = read_stats(label_dir)
+        text_nodes = text_emb = None
+        if summary.get("kind") == "vlm":
+            mode = "r" if mmap else None
+            text_nodes = _array(label_dir, "text_nodes", mode)
+            text_emb = _array(label_dir, "text_emb", mode)
+            if text_emb.ndim != 2 or len(text_emb) != len(text_nodes):
+                raise DamagedLabelError(label_dir, f"text_emb.npy has shape {text_emb.shape} for "
+                                                   f"{len(text_nodes)} nodes")
+    except DamagedLabelError as exc:
+        if model_id is None or exc.model_id is not None:
+            raise
+        raise DamagedLabelError(label_dir, exc.reason, model_id) from None
+    return PublishedLabel(outputs, stats, summary, text_nodes, text_emb)
+
+
+def label_problem(label_dir: Path) -> str | None:
+    """Why the label in ``label_dir`` cannot be read, or None when every file is whole."""
+    try:
+        load_label(label_dir)
+    except DamagedLabelError as exc:
+        return exc.reason
+    return None
+
+
+def _array(label_dir: Path, name: str, mode: str | None, required: bool = True):
+    path = label_dir / f"{name}.npy"
+    if not path.is_file():
+        if required:
+            raise DamagedLabelError(label_dir, f"{name}.npy is missing")
+        return None
+    try:
+        return np.load(path, mmap_mode=mode, allow_pickle=False)
+    except _READ_ERRORS as exc:
+        raise DamagedLabelError(label_dir, f"{name}.npy is truncated or unreadable: "
+                                           f"{str(exc).splitlines()[0] if str(exc) else exc!r}"
+                                ) from None
 
 
 def storage_bytes(label_dir: Path) -> int:

@@ -96,7 +96,7 @@ def build_starter(hub_dir: str | Path | None = None, quick: bool = False, *,
     report = StarterReport(hub=str(root), mode=plan.mode)
     start = time.perf_counter()
     with _phase(report, "graph"):
-        graph = open_graph(root)
+        graph = open_graph(root, build=True)
     with Hub.open(root) as hub:
         with _phase(report, "corpus"):
             corpus = _ensure_corpus(root, plan, has_models=bool(hub.list()))

@@ -9,6 +9,7 @@ and commits the row in one transaction; a failure at any step leaves nothing beh
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -21,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -125,6 +126,42 @@ def _check_vlm_outputs(vlm, image_emb: np.ndarray) -> None:
             raise InvalidParameterError(f"{what} embeddings are not finite unit vectors")
 
 
+_OWNER_LOCK = ".owner.lock"
+_TMP_GRACE_SECONDS = 60  # an add takes its lock microseconds after creating its directory
+_TMP_UNLOCKED_SECONDS = 3600  # directories without a lock (older mll) count as stale after this
+
+
+def _sweep_tmp(tmp: Path) -> None:
+    """Remove ``add-*`` directories left by adds that were killed; best effort, never raises.
+
+    A directory is stale when its owner's lock can be taken (the owner is gone), or, lacking a
+    lock file, when it is over an hour old. Directories younger than a minute are always left
+    alone, so an add that has just created its directory is never swept. On a read-only hub
+    nothing can be removed and nothing is tried beyond a failed lock or unlink.
+    """
+    try:
+        candidates = [d for d in tmp.glob("add-*") if d.is_dir() and not d.is_symlink()]
+    except OSError:
+        return
+    now = time.time()
+    for d in candidates:
+        try:
+            age = now - d.stat().st_mtime
+            if age < _TMP_GRACE_SECONDS:
+                continue
+            lock_path = d / _OWNER_LOCK
+            if not lock_path.exists():
+                if age > _TMP_UNLOCKED_SECONDS:
+                    shutil.rmtree(d)
+                continue
+            with open(lock_path, "rb") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: owner alive
+                shutil.rmtree(d)
+                logger.info("removed %s, left by an add that did not finish", d)
+        except OSError:  # owner alive, already removed by another sweeper, or read-only
+            continue
+
+
 def content_hash(digest: str, kind: str, family: str, config: dict[str, Any],
                  classes: Sequence[str]) -> str:
     """What identifies a model: its artifact, how it is rebuilt, and its head class names."""
@@ -157,7 +194,9 @@ class Hub:
                                 "one with 'mll starter --quick' or pass --hub")
         if default_db and create:
             root.mkdir(parents=True, exist_ok=True)
-        return cls(root, Store(url, create=create))
+        opened = cls(root, Store(url, create=create))
+        _sweep_tmp(opened.paths.root / "tmp")
+        return opened
 
     def close(self) -> None:
         self.store.engine.dispose()
@@ -220,7 +259,7 @@ class Hub:
         if kind is not None and kind != cls.kind:
             raise InvalidParameterError(f"family {family!r} holds {cls.kind}s, not {kind}s")
         self.paths.root.mkdir(parents=True, exist_ok=True)
-        workdir = Path(tempfile.mkdtemp(prefix="add-", dir=self._tmp()))
+        workdir, owner = self._add_workdir()
         try:
             model = self._materialise(model, cls, workdir)
             if isinstance(model, Path):
@@ -230,6 +269,7 @@ class Hub:
             return self._register(cls, packed, _class_rows(classes), name=name, source=source,
                                   license=license, domain=domain)
         finally:
+            owner.close()
             shutil.rmtree(workdir, ignore_errors=True)
 
     def remove(self, ref: str) -> ModelInfo:
@@ -272,6 +312,18 @@ class Hub:
         tmp = self.paths.root / "tmp"
         tmp.mkdir(parents=True, exist_ok=True)
         return tmp
+
+    def _add_workdir(self) -> tuple[Path, IO[str]]:
+        """A private directory for one ``add`` and its owner lock; close the lock, then remove it.
+
+        The lock (``flock`` on ``.owner.lock`` inside it) is released by the kernel however the
+        process ends, so :func:`_sweep_tmp` can tell a killed add's leftovers from a running one.
+        """
+        workdir = Path(tempfile.mkdtemp(prefix="add-", dir=self._tmp()))
+        owner = open(workdir / _OWNER_LOCK, "w")  # held for the whole add, closed by add
+        fcntl.flock(owner, fcntl.LOCK_EX)
+        return workdir, owner
+
 
     @staticmethod
     def _family(model: Any, family: str | None) -> str:

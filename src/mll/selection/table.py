@@ -48,11 +48,14 @@ class LabelTable:
         from ..corpus import Corpus
         from ..graph import Matcher
         from ..hub import Hub
-        from ..labels import LabelStore, read_outputs, read_stats, read_summary
-        from ..labels.store import storage_bytes
+        from ..labels import LabelStore
+        from ..labels.store import load_label, storage_bytes
 
         self.hub_dir = Path(hub_dir)
-        self.hub = Hub.open(self.hub_dir, db=db)
+        self.hub = Hub.open(self.hub_dir, db=db, create=False)
+        if not self.hub.list():  # before the graph and matcher: nothing to select from
+            raise NotBuiltError(f"the hub at {self.hub_dir} has no models; add some with 'mll hub "
+                                "add' or build a starter hub with 'mll starter --quick'")
         self.matcher = Matcher.for_hub(self.hub_dir)
         self.graph = self.matcher.graph
         self.corpus = Corpus.open(self.hub_dir)
@@ -74,15 +77,16 @@ class LabelTable:
             if not (ldir / "summary.json").is_file():
                 self.unlabelled.append(info.id)
                 continue
-            out = read_outputs(ldir)
+            published = load_label(ldir, info.id)  # damaged files: an error naming the model
+            out = published.outputs
             n_heads = len(info.classes)
             values = out.dense(n_heads) if info.kind == "expert" else np.asarray(
                 out.values, dtype=np.float32)
-            summary = read_summary(ldir) | {"bytes": storage_bytes(ldir)}
-            label = ModelLabel(info, values, read_stats(ldir), summary)
+            summary = published.summary | {"bytes": storage_bytes(ldir)}
+            label = ModelLabel(info, values, published.stats, summary)
             if info.kind == "vlm":
-                label.text_nodes = np.load(ldir / "text_nodes.npy")
-                label.text_emb = np.load(ldir / "text_emb.npy").astype(np.float32)
+                label.text_nodes = np.asarray(published.text_nodes)
+                label.text_emb = np.asarray(published.text_emb, dtype=np.float32)
             self.models[info.id] = label
         if not self.models:
             raise NotBuiltError("the hub has no labelled models; add models and run 'mll label'")

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import InvalidParameterError
+from ...limits import Limits, check
 
 PREFIX = "mll."
 
@@ -79,3 +80,26 @@ def load_arrays(path: Path) -> dict[str, np.ndarray]:
         return load_file(str(path))
     except (SafetensorError, OSError) as exc:
         raise InvalidParameterError(f"{path.name}: cannot read safetensors tensors ({exc})") from None
+
+
+def write_files(files: dict[str, str], directory: Path, allowed: tuple[str, ...] | None = None,
+                limits: Limits | None = None) -> None:
+    """Write a bundle's embedded text files into ``directory``, treating each name as hostile.
+
+    A name must be one plain file name (and one of ``allowed`` when given), so a header entry
+    such as ``mll.file.../../x`` cannot write outside; the total size is bounded by
+    ``Limits.max_metadata_bytes``. Everything is checked before the first file is written.
+    """
+    from ..._safepath import child_path, create_new
+
+    targets = []
+    for name, text in files.items():
+        if allowed is not None and name not in allowed:
+            raise InvalidParameterError(f"bundle carries an unexpected file {name!r} (expected "
+                                        f"only {sorted(allowed)}); the file is damaged or crafted")
+        targets.append((child_path(directory, name, "bundle file name"), text.encode("utf-8")))
+    check("bundle's embedded files, in bytes", sum(len(b) for _, b in targets),
+          "max_metadata_bytes", limits)
+    for target, data in targets:
+        with create_new(target) as out:
+            out.write(data)

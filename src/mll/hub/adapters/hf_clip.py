@@ -17,11 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from ..._safepath import child_path
 from ...errors import InvalidParameterError, MissingDependencyError, UnsafeFormatError
+from ...limits import check
 from ..safety import SAFE_FORMATS, refuse_unsafe
 from ..spec import InputSpec
 from . import families
-from ._bundle import bundle_info, read_meta, save_bundle
+from ._bundle import bundle_info, read_meta, save_bundle, write_files
 from .base import VLM, PackContext, Packed, check_options
 
 FAMILY = "hf-clip"
@@ -43,8 +45,13 @@ def _transformers():
 def _weight_files(path: Path) -> list[Path]:
     index = path / "model.safetensors.index.json"
     if index.is_file():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        return [path / s for s in shards]
+        try:
+            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+            shards = sorted(set(weight_map.values()))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise InvalidParameterError(f"{index} is not a valid shard index ({exc!r})") from None
+        # shard names come from the file: each must be a plain name inside the model directory
+        return [child_path(path, s, "shard name") for s in shards]
     if (path / "model.safetensors").is_file():
         return [path / "model.safetensors"]
     for other in sorted(path.iterdir()):
@@ -105,7 +112,14 @@ class HFClip(VLM):
         if hf_config.get("model_type") != "clip":
             raise InvalidParameterError(
                 f"{path} holds a {hf_config.get('model_type')!r} model, not 'clip'")
-        files = {n: (path / n).read_text() for n in TOKENIZER_FILES if (path / n).is_file()}
+        present = [path / n for n in TOKENIZER_FILES if (path / n).is_file()]
+        check(f"{path.name}'s tokenizer files, in bytes", sum(f.stat().st_size for f in present),
+              "max_metadata_bytes")
+        try:
+            files = {f.name: f.read_text(encoding="utf-8") for f in present}
+        except UnicodeDecodeError as exc:
+            raise InvalidParameterError(f"{path}: a tokenizer file is not UTF-8 text ({exc})"
+                                        ) from None
         if "tokenizer.json" not in files and "vocab.json" not in files:
             raise InvalidParameterError(f"{path} has no tokenizer files; save the tokenizer "
                                         "(or processor) into the same directory")
@@ -122,16 +136,21 @@ class HFClip(VLM):
     def from_artifact(cls, path: Path, config: dict[str, Any],
                       classes: Sequence[str] = ()) -> HFClip:
         tf = _transformers()
+        files = bundle_info(read_meta(path))["files"]
+        with tempfile.TemporaryDirectory() as tmp:
+            # the names come from the file's header: only the known tokenizer files, inside tmp
+            write_files(files, Path(tmp), TOKENIZER_FILES)
+            try:
+                tokenizer = tf.AutoTokenizer.from_pretrained(tmp)
+            except Exception as exc:  # noqa: BLE001 - tokenizer parsers raise many kinds
+                raise InvalidParameterError(f"{path.name}: its tokenizer files cannot be loaded "
+                                            f"({type(exc).__name__}: {exc})") from None
         model = tf.CLIPModel(tf.CLIPConfig.from_dict(config["hf_config"]))
         result = model.load_state_dict(_load_weights([path]), strict=False)
         missing = [k for k in result.missing_keys if not k.endswith("position_ids")]
         if missing or result.unexpected_keys:
             raise InvalidParameterError(f"CLIP weights do not fit the config: missing {missing[:5]}"
                                         f", unexpected {result.unexpected_keys[:5]}")
-        with tempfile.TemporaryDirectory() as tmp:
-            for name, text in bundle_info(read_meta(path))["files"].items():
-                (Path(tmp) / name).write_text(text)
-            tokenizer = tf.AutoTokenizer.from_pretrained(tmp)
         return cls(model, tokenizer, config)
 
     @staticmethod

@@ -40,14 +40,27 @@ def _user_warnings() -> Iterator[None]:
 
 
 def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; VALUE is JSON when it parses (``28``, ``[0.5]``, ``{...}``), else text.
+
+    A VALUE that starts like a JSON object, list or string but does not parse is an error rather
+    than text: it is almost always shell quoting that ate the quotes inside it.
+    """
     options = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
+        key = key.strip()
         if not sep or not key:
-            raise InvalidParameterError(f"--option takes KEY=VALUE, got {pair!r}")
+            raise InvalidParameterError(f"-o/--option takes KEY=VALUE, got {pair!r}")
+        if key in options:
+            raise InvalidParameterError(f"-o {key} is given twice")
         try:
             options[key] = json.loads(value)
-        except json.JSONDecodeError:
+        except json.JSONDecodeError as exc:
+            if value.lstrip()[:1] in ("{", "[", '"'):
+                raise InvalidParameterError(
+                    f"-o {key}: {value!r} is not valid JSON ({exc.msg} at character {exc.pos}); "
+                    f"quote the whole option for the shell, e.g. -o '{key}={{\"n_classes\": "
+                    "10}'") from None
             options[key] = value
     return options
 

@@ -264,9 +264,10 @@ class Hub:
             model = self._materialise(model, cls, workdir)
             if isinstance(model, Path):
                 check_upload(model, max_bytes)
+            rows = _class_rows(classes)  # a bad class file is refused before packing
             ctx = PackContext(workdir, self.paths.cache / "text.sqlite")
             packed = cls.pack(model, dict(options or {}), ctx)
-            return self._register(cls, packed, _class_rows(classes), name=name, source=source,
+            return self._register(cls, packed, rows, name=name, source=source,
                                   license=license, domain=domain)
         finally:
             owner.close()

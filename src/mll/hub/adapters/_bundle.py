@@ -50,25 +50,92 @@ def _canonicalise(path: Path) -> None:
     path.write_bytes(len(header).to_bytes(8, "little") + header.encode() + raw[8 + n:])
 
 
-def read_meta(path: Path) -> dict[str, str]:
+#: Largest safetensors header accepted (the format's own reader refuses more than 100 MB).
+MAX_HEADER_BYTES = 100_000_000
+
+
+def read_header(path: Path, limits: Limits | None = None) -> dict[str, Any]:
+    """The JSON header of a safetensors file, bounded and checked before anything else is read.
+
+    The first 8 bytes give the header length; a crafted file may claim more than the file holds
+    or a header of gigabytes, so the length is checked against the file size, ``MAX_HEADER_BYTES``
+    and ``Limits.max_model_bytes`` before it is read.
+    """
+    size = path.stat().st_size
+    check(f"{path.name} size in bytes", size, "max_model_bytes", limits)
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            raise InvalidParameterError(f"{path.name} is not a valid safetensors file "
+                                        f"({size} bytes, shorter than the 8-byte header length)")
+        n = int.from_bytes(head, "little")
+        if n > size - 8 or n > MAX_HEADER_BYTES:
+            raise InvalidParameterError(
+                f"{path.name} is not a valid safetensors file (its header claims {n:,} bytes; "
+                f"the file has {size - 8:,} after the length)")
+        raw = fh.read(n)
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidParameterError(
+            f"{path.name} is not a valid safetensors file (header is not JSON: {exc})") from None
+    if not isinstance(header, dict):
+        raise InvalidParameterError(f"{path.name} is not a valid safetensors file (header is a "
+                                    f"JSON {type(header).__name__}, not an object)")
+    meta = header.get("__metadata__", {})
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise InvalidParameterError(f"{path.name} is not a valid safetensors file (__metadata__ "
+                                    "must map names to strings)")
+    return header
+
+
+def read_meta(path: Path, limits: Limits | None = None) -> dict[str, str]:
     """The header metadata of a safetensors file; a clear error when it is not one."""
     from safetensors import SafetensorError, safe_open
 
-    try:
+    read_header(path, limits)
+    try:  # the library checks tensor offsets, dtypes and shapes against the file
         with safe_open(str(path), framework="numpy") as f:
             return dict(f.metadata() or {})
     except (SafetensorError, OSError) as exc:
         raise InvalidParameterError(f"{path.name} is not a valid safetensors file ({exc})") from None
 
 
-def bundle_info(meta: dict[str, str]) -> dict[str, Any]:
-    """Decoded ``family``, ``config``, ``classes``, ``metrics`` and ``files`` of a bundle header."""
+_KINDS = {"config": dict, "classes": list, "metrics": dict}
+
+
+def bundle_info(meta: dict[str, str], source: str = "model file") -> dict[str, Any]:
+    """Decoded ``family``, ``config``, ``classes``, ``metrics`` and ``files`` of a bundle header.
+
+    Each ``mll.*`` entry is JSON of a fixed kind; anything else is the file's error, named here.
+    """
     def load(key: str, default: Any) -> Any:
-        return json.loads(meta[PREFIX + key]) if PREFIX + key in meta else default
+        if PREFIX + key not in meta:
+            return default
+        try:
+            value = json.loads(meta[PREFIX + key])
+        except ValueError as exc:
+            raise InvalidParameterError(
+                f"{source}: header entry {PREFIX}{key} is not valid JSON ({exc})") from None
+        kind = _KINDS[key]
+        if not isinstance(value, kind):
+            raise InvalidParameterError(
+                f"{source}: header entry {PREFIX}{key} must be a JSON "
+                f"{'object' if kind is dict else 'list'}, got {type(value).__name__} "
+                f"{_short(value)}")
+        if key == "classes" and not all(isinstance(c, str) and c.strip() for c in value):
+            raise InvalidParameterError(
+                f"{source}: header entry {PREFIX}classes must list non-empty class names")
+        return value
 
     files = {k[len(PREFIX) + 5:]: v for k, v in meta.items() if k.startswith(PREFIX + "file.")}
     return {"family": meta.get(PREFIX + "family"), "config": load("config", {}),
             "classes": load("classes", None), "metrics": load("metrics", {}), "files": files}
+
+
+def _short(value: Any, width: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def load_arrays(path: Path) -> dict[str, np.ndarray]:

@@ -22,6 +22,7 @@ into one artifact file plus a JSON config, and ``from_artifact`` rebuilds the ad
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,7 +89,32 @@ def check_options(family: str, given: dict[str, Any] | None,
         allowed = ", ".join(sorted(defaults)) or "none"
         raise InvalidParameterError(
             f"family {family!r} has no option(s) {unknown}; its options are: {allowed}")
+    for key, value in given.items():
+        _check_kind(family, key, value, defaults[key])
     return {**defaults, **given}
+
+
+def _check_kind(family: str, key: str, value: Any, default: Any) -> None:
+    """An option whose default is a number or text must be given as one (``-o top=ten`` is an
+    error here, not a ``ValueError`` deep in the family); ``None`` defaults are checked by the
+    family, which knows what they take."""
+    if default is None:
+        return
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+              and math.isfinite(value))
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        kind = {bool: "true or false", int: "a whole number", float: "a number",
+                str: "text"}.get(type(default), type(default).__name__)
+        raise InvalidParameterError(
+            f"family {family!r} option {key!r} must be {kind} (default {default!r}), got "
+            f"{value!r}")
 
 
 class Adapter:

@@ -9,16 +9,17 @@ a ``.safetensors`` bundle written by mll, a ``.safetensors`` file with options `
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ...errors import InvalidParameterError, UnsafeFormatError
+from ...errors import InvalidParameterError, MLLWarning, UnsafeFormatError
 from ..safety import CONVERT_HINT, refuse_unsafe
 from . import families
-from ._bundle import bundle_info, load_arrays, read_meta, save_bundle
+from ._bundle import bundle_info, read_meta, save_bundle
 from .base import Expert, PackContext, Packed, check_options, softmax
 
 FAMILY = "torch-safetensors"
@@ -28,15 +29,59 @@ def _state_arrays(module) -> dict[str, np.ndarray]:
     return {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
 
 
-def _load_module(arch: str, arch_config: dict[str, Any], arrays: dict[str, np.ndarray]):
-    """Build the architecture and load the weights; a mismatch is the uploader's error."""
+def _load_tensors(path: Path) -> dict[str, Any]:
+    """Every tensor of a safetensors file as a torch tensor in its stored dtype (bfloat16 too)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    read_meta(path)  # bounded header checks first
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise InvalidParameterError(f"{path.name}: cannot read safetensors tensors ({exc})") from None
+
+
+def _fit_dtypes(module, tensors: dict[str, Any]) -> dict[str, Any]:
+    """Tensors in the dtypes the module holds: other float widths are cast (with a warning);
+    integer or boolean values for floating-point weights, or floats for integer buffers, are the
+    uploader's error (a cast would silently give a different model)."""
     import torch
 
+    expected = module.state_dict()
+    out, cast = {}, set()
+    for key, tensor in tensors.items():
+        target = expected.get(key)
+        if target is None or tensor.dtype == target.dtype:
+            out[key] = tensor  # unknown keys: load_state_dict names them
+            continue
+        if target.is_floating_point() != tensor.is_floating_point() or tensor.dtype == torch.bool:
+            raise InvalidParameterError(
+                f"weight {key!r} is stored as {str(tensor.dtype).removeprefix('torch.')} but the "
+                f"architecture holds {str(target.dtype).removeprefix('torch.')} there; save the "
+                "weights in floating point (float32) as trained")
+        converted = tensor.to(target.dtype)
+        if converted.is_floating_point() and not bool(torch.isfinite(converted).all()) \
+                and bool(torch.isfinite(tensor).all()):
+            raise InvalidParameterError(
+                f"weight {key!r} holds values too large for "
+                f"{str(target.dtype).removeprefix('torch.')}")
+        cast.add(str(tensor.dtype).removeprefix("torch."))
+        out[key] = converted
+    if cast:
+        warnings.warn(f"weights stored as {', '.join(sorted(cast))} were cast to float32, the "
+                      "precision the hub runs torch models in", MLLWarning, stacklevel=2)
+    return out
+
+
+def _load_module(arch: Any, arch_config: Any, tensors: dict[str, Any]):
+    """Build the architecture and load the weights; a mismatch is the uploader's error."""
     from ..archs import build
 
+    if not isinstance(arch, str) or not arch:
+        raise InvalidParameterError(f"the architecture must be named by a string, got {arch!r}")
     module = build(arch, arch_config)
     try:
-        module.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in arrays.items()})
+        module.load_state_dict(_fit_dtypes(module, tensors))
     except RuntimeError as exc:
         raise InvalidParameterError(
             f"weights do not fit architecture {arch!r} with config {arch_config}: "
@@ -65,7 +110,24 @@ def _from_directory(path: Path) -> tuple[Path, dict[str, Any]]:
         raise InvalidParameterError(f"{path} has no model.safetensors; {CONVERT_HINT}")
     if not config.is_file():
         raise InvalidParameterError(f"{path} has no config.json naming the architecture")
-    return weights, json.loads(config.read_text())
+    if config.stat().st_size > MAX_CONFIG_BYTES:
+        raise InvalidParameterError(f"{config} is {config.stat().st_size:,} bytes; a config.json "
+                                    f"holds at most {MAX_CONFIG_BYTES:,}")
+    try:
+        meta = json.loads(config.read_bytes())
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidParameterError(f"{config} is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise InvalidParameterError(f"{config} must hold a JSON object like {{\"arch\": ..., "
+                                    f"\"arch_config\": {{...}}}}, got a {type(meta).__name__}")
+    classes = meta.get("classes")
+    if classes is not None and (not isinstance(classes, list) or not all(
+            isinstance(c, str) and c.strip() for c in classes)):
+        raise InvalidParameterError(f"{config}: 'classes' must be a list of class names")
+    return weights, meta
+
+
+MAX_CONFIG_BYTES = 16 * 1024**2  # a config.json names an architecture and its classes
 
 
 @families.register(FAMILY)
@@ -74,6 +136,14 @@ class TorchExpert(Expert):
 
     family = FAMILY
     OPTIONS = {"arch": None, "arch_config": None}
+    SUFFIXES = (".safetensors",)  # a bundle names its own family; plain weights are this one's
+    SAFE_FORMAT = ("safetensors weights of an architecture registered in mll (--family "
+                   "torch-safetensors: a .safetensors file, or a directory with model.safetensors "
+                   "and config.json)")
+
+    @classmethod
+    def claims_directory(cls, config: dict[str, Any]) -> bool:
+        return "arch" in config
 
     def __init__(self, module, arch: str, arch_config: dict[str, Any],
                  classes: Sequence[str]) -> None:
@@ -92,23 +162,32 @@ class TorchExpert(Expert):
     @classmethod
     def pack(cls, model: Any, options: dict[str, Any], ctx: PackContext) -> Packed:
         opts = check_options(FAMILY, options, cls.OPTIONS)
+        if opts["arch"] is not None and not isinstance(opts["arch"], str):
+            raise InvalidParameterError(f"option arch must be an architecture name, got "
+                                        f"{opts['arch']!r}")
+        if opts["arch_config"] is not None and not isinstance(opts["arch_config"], dict):
+            raise InvalidParameterError(
+                "option arch_config must be a JSON object, e.g. -o 'arch_config={\"n_classes\": "
+                f"10}}' (quoted for the shell), got {opts['arch_config']!r}")
         classes, metrics, name = None, {}, "model"
         if hasattr(model, "mll_arch"):
-            arch, cfg, arrays = model.mll_arch, dict(model.mll_config), _state_arrays(model)
+            arch, cfg = model.mll_arch, dict(model.mll_config)
+            tensors = {k: v.detach().cpu() for k, v in model.state_dict().items()}
             name = model.mll_arch
         else:
             path = Path(model)
             name = path.stem
             if path.is_dir():
                 path, meta = _from_directory(path)
-                arch, cfg, classes = meta.get("arch"), meta.get("arch_config", {}), meta.get(
-                    "classes")
+                arch, cfg, classes = (meta.get("arch") or opts["arch"],
+                                      meta.get("arch_config", opts["arch_config"] or {}),
+                                      meta.get("classes"))
             else:
                 if path.suffix != ".safetensors":
                     refuse_unsafe(path)
                     raise UnsafeFormatError(
                         f"{path.name}: family {FAMILY} takes .safetensors weights; {CONVERT_HINT}")
-                info = bundle_info(read_meta(path))
+                info = bundle_info(read_meta(path), path.name)
                 arch = info["config"].get("arch") or opts["arch"]
                 cfg = info["config"].get("arch_config") or opts["arch_config"] or {}
                 classes, metrics = info["classes"], info["metrics"]
@@ -116,8 +195,8 @@ class TorchExpert(Expert):
                 raise InvalidParameterError(
                     f"{path.name} does not name its architecture; pass the option arch=NAME "
                     "(and arch_config) or use a bundle saved by mll.hub.train")
-            arrays = load_arrays(path)
-        module = _load_module(arch, cfg, arrays)
+            tensors = _load_tensors(path)
+        module = _load_module(arch, cfg, tensors)
         full_cfg = module.mll_config
         _check_backbone(arch, full_cfg)
         config = {"arch": arch, "arch_config": full_cfg}
@@ -129,7 +208,7 @@ class TorchExpert(Expert):
     @classmethod
     def from_artifact(cls, path: Path, config: dict[str, Any],
                       classes: Sequence[str] = ()) -> TorchExpert:
-        module = _load_module(config["arch"], config["arch_config"], load_arrays(path))
+        module = _load_module(config["arch"], config["arch_config"], _load_tensors(path))
         return cls(module, config["arch"], config["arch_config"], classes)
 
     def _run(self, x: np.ndarray) -> np.ndarray:

@@ -232,3 +232,16 @@ def _classes_file(tmp_path):
     path = tmp_path / "classes.txt"
     path.write_text("\n".join(CLASSES) + "\n")
     return path
+
+
+@contract("model files", "an input spec with a NaN mean, a text mean or a missing key",
+          "error saying what an input spec holds")
+@pytest.mark.parametrize("spec, message", [
+    ({"size": 28, "channels": 1, "mean": [float("nan")], "std": [1.0]}, "must be finite"),
+    ({"size": 28, "channels": 1, "mean": "ab", "std": [1.0]}, "lists of numbers"),
+    ({"size": 28}, "input spec needs size, channels")])
+def test_input_spec_values(spec, message):
+    from mll.hub.spec import InputSpec
+
+    with pytest.raises(InvalidParameterError, match=message):
+        InputSpec.from_dict(spec)

@@ -6,6 +6,7 @@ without holding a database session.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,13 +40,24 @@ class InputSpec:
             if len(vals) not in (1, self.channels):
                 raise InvalidParameterError(
                     f"input {label} needs 1 or {self.channels} values, got {list(vals)}")
+        if not all(math.isfinite(v) for v in self.mean + self.std):
+            raise InvalidParameterError(
+                f"input mean and std must be finite numbers, got {list(self.mean)}, {list(self.std)}")
         if any(s <= 0 for s in self.std):
             raise InvalidParameterError(f"input std must be positive, got {list(self.std)}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> InputSpec:
-        return cls(int(d["size"]), int(d["channels"]), tuple(map(float, d["mean"])),
-                   tuple(map(float, d["std"])))
+        """From a stored or uploaded config; a missing key or a non-number is a clear error."""
+        try:
+            return cls(int(d["size"]), int(d["channels"]), tuple(map(float, d["mean"])),
+                       tuple(map(float, d["std"])))
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, InvalidParameterError):
+                raise
+            raise InvalidParameterError(
+                f"input spec needs size, channels (whole numbers) and mean, std (lists of "
+                f"numbers); got {d!r:.120} ({type(exc).__name__}: {exc})") from None
 
     def to_dict(self) -> dict[str, Any]:
         return {"size": self.size, "channels": self.channels, "mean": list(self.mean),

@@ -27,14 +27,14 @@ def real_hub() -> Path:
 def graph(real_hub):
     from mll.graph import open_graph
 
-    return open_graph(real_hub)
+    return open_graph(real_hub, build=True)
 
 
 @pytest.fixture(scope="session")
 def matcher(real_hub):
     from mll.graph import Matcher
 
-    return Matcher.for_hub(real_hub)
+    return Matcher.for_hub(real_hub, build=True)
 
 
 @pytest.fixture

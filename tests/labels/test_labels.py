@@ -27,7 +27,7 @@ def small_hub(tmp_path_factory, real_hub) -> Path:
     from mll.hub.train import train_cnn
 
     hub = tmp_path_factory.mktemp("labels") / "hub"
-    open_graph(real_hub)
+    open_graph(real_hub, build=True)
     shutil.copytree(real_hub / "graph", hub / "graph", ignore=shutil.ignore_patterns("captions-*"))
     build(hub, CorpusConfig.for_quick(sources=("fashion-mnist",), gray_train_per_class=40))
     corpus = Corpus.open(hub)

@@ -87,7 +87,7 @@ def test_selector_params_and_not_fitted():
 def test_close_relatives_stand_in_with_a_discount(graph):
     from types import SimpleNamespace
 
-    from mll.selection.base import RELATIVE_DISCOUNT, expert_component
+    from mll.selection.components import RELATIVE_DISCOUNT, expert_component
 
     pug, dog, cat, boot = (graph.resolve(w) for w in ("pug", "dog", "cat", "boot"))
     house_cat = graph.resolve("domestic cat")
@@ -95,7 +95,8 @@ def test_close_relatives_stand_in_with_a_discount(graph):
     heads = [SimpleNamespace(wnid=w, name=graph.name(w)) for w in (dog, cat, boot)]
     label = SimpleNamespace(id="e", info=SimpleNamespace(classes=heads))
     ctx = SimpleNamespace(class_nodes=[pug, house_cat], n_classes=2)
-    comp = expert_component(SimpleNamespace(graph=graph), label, ctx)
+    table = SimpleNamespace(graph=graph, ancestors=lambda w: graph.ancestors(w, include_self=True))
+    comp = expert_component(table, label, ctx)
     # no head is a pug or a house cat: their parents' heads stand in, one edge away
     assert comp.head_map[0, 0] == RELATIVE_DISCOUNT and comp.head_map[1, 1] == RELATIVE_DISCOUNT
     assert not comp.head_map[2].any() and comp.classes == [0, 1]
@@ -104,7 +105,7 @@ def test_close_relatives_stand_in_with_a_discount(graph):
 def _proto_setup(features, classes, groups):
     from types import SimpleNamespace
 
-    from mll.selection.base import proto_component
+    from mll.selection.components import proto_component
 
     feats = np.asarray(features, dtype=np.float64)
     feats /= np.linalg.norm(feats, axis=1, keepdims=True)
@@ -117,7 +118,7 @@ def _proto_setup(features, classes, groups):
 
 
 def test_prototypes_never_score_with_an_augmented_copy_of_the_image():
-    from mll.selection.base import proxy_proba
+    from mll.selection.proxy import proxy_proba
 
     # class 0: one source image in three copies (group 0) and a far image; class 1 is nearer to
     # the copies than the far image is
@@ -130,7 +131,7 @@ def test_prototypes_never_score_with_an_augmented_copy_of_the_image():
 
 
 def test_prototypes_impute_classes_with_a_single_source_image():
-    from mll.selection.base import proxy_proba
+    from mll.selection.proxy import proxy_proba
 
     # classes 0 and 1 have two source images each, both recognised; class 2 has one (two copies)
     feats = [[1, 0, 0], [1, 0.1, 0], [0, 1, 0], [0.1, 1, 0], [0, 0, 1], [0, 0, 1]]
@@ -148,8 +149,8 @@ def test_prototypes_impute_classes_with_a_single_source_image():
 def test_incremental_gated_search_matches_the_combination():
     from types import SimpleNamespace
 
-    from mll.selection.base import proxy_accuracy
     from mll.selection.methods.chco import _GatedSearch
+    from mll.selection.proxy import proxy_accuracy
 
     rng = np.random.default_rng(0)
     n, k = 200, 6

@@ -16,18 +16,30 @@ import numpy as np
 from .._io import progress
 from ..labels.kernel import model_outputs
 from ..reuse import TaskPredictor
-from ..selection import Task, build_context, make_selector
+from ..selection import Task, build_context, make_selector, selectors
 from ..selection.plan import Plan, combine
 from .tasks import EvalTask, standard_tasks
 
 logger = logging.getLogger(__name__)
 
-METHODS: list[tuple[str, str, dict]] = [
-    ("chco", "chco", {}), ("p2-k1", "p2", {"k": 1}), ("p2-k3", "p2", {"k": 3}),
-    ("inb-k1", "inb", {"k": 1}), ("inb-k3", "inb", {"k": 3}), ("modelgpt", "modelgpt", {}),
-    ("random", "random", {"k": 1}), ("vlm", "vlm", {}), ("proto", "proto", {}), ("all", "all", {}),
-    ("oracle", "oracle", {})]
-RANDOM_SEEDS = 5
+REFERENCE = "chco"  # the method every other is compared with (report["chco_vs"])
+
+
+def bench_methods() -> list[tuple[str, str, dict]]:
+    """(row name, method, parameters): every registered method once per declared
+    ``bench_variants`` entry (``p2-k1``, ``p2-k3``), the reference first, references that need
+    target images last."""
+    rows = []
+    for name in sorted(selectors, key=lambda n: (n != REFERENCE, not selectors.get(n).zero_shot)):
+        variants = selectors.get(name).bench_variants
+        for params in variants:
+            suffix = "".join(f"-{k}{v}" for k, v in params.items()) if len(variants) > 1 else ""
+            rows.append((name + suffix, name, dict(params)))
+    return rows
+
+
+METHODS = bench_methods()
+RANDOM_SEEDS = 5  # a method that takes a seed is run with seeds 0..4 and averaged
 BOOTSTRAP = 1000
 
 
@@ -55,11 +67,12 @@ def _correct(plan: Plan, outputs, truth) -> np.ndarray:
 
 
 def run_method(table, ctx, outputs, task: EvalTask, method: str, params: dict) -> dict:
-    if method == "oracle":
+    takes = selectors.get(method).param_names()
+    if "target_accuracy" in takes:  # a reference that may look at the labelled target images
         def target_accuracy(comp):
             return float(_correct(Plan([comp], "mean", ctx.n_classes), outputs, task.truth).mean())
-        params = {"target_accuracy": target_accuracy}
-    seeds = range(RANDOM_SEEDS) if method == "random" else [None]
+        params = params | {"target_accuracy": target_accuracy}
+    seeds = range(RANDOM_SEEDS) if "seed" in takes else [None]
     runs = []
     for seed in seeds:
         p = params | ({"seed": seed} if seed is not None else {})

@@ -7,13 +7,15 @@ from pathlib import Path
 import click
 
 from ..labels import label_hub
+from ..labels.executors import executors
 from ._options import emit_json, hub_option, json_option
 
 
 @click.command("label")
 @click.option("--model", "models", multiple=True, help="Only this model id (repeatable).")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
-              show_default=True, help="Run here, or as tasks on a Ray cluster.")
+@click.option("--executor", type=click.Choice(executors.list()), default="local",
+              show_default=True, help="Where labelling runs: " + "; ".join(
+                  f"{n}: {executors.get(n).__doc__.splitlines()[0]}" for n in executors))
 @click.option("--address", default=None, help="Ray cluster address (default: a local cluster).")
 @click.option("--batch", default=256, show_default=True, type=click.IntRange(1),
               help="Images per task (one shard each: the unit of resumption).")

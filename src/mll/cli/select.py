@@ -11,7 +11,17 @@ from ..errors import InvalidParameterError
 from ._options import emit_json, hub_option, json_option
 
 
+def _taking(*params: str) -> list[str]:
+    """The registered selection methods that take any of ``params`` (read from their signature)."""
+    from ..selection import selectors
+
+    return [n for n in selectors if set(params) & set(selectors.get(n).param_names())]
+
+
 def task_options(fn):
+    from ..selection import selectors
+
+    zero_shot = [n for n in selectors if selectors.get(n).zero_shot]
     for opt in reversed([
         click.option("--classes", default=None, help="Class names, comma-separated."),
         click.option("--classes-file", type=click.Path(dir_okay=False, path_type=Path),
@@ -19,12 +29,15 @@ def task_options(fn):
         click.option("--domain", default="", help="Words about the images, e.g. 'grayscale "
                                                   "product photo'."),
         click.option("--method", default="chco", show_default=True,
-                     help="chco, p2, inb, modelgpt, random, vlm, proto or all."),
-        click.option("--k", type=click.IntRange(1, 50), default=None,
-                     help="Models per class (p2, inb, random)."),
-        click.option("--alpha", type=click.FloatRange(0, 1), default=None, help="p2's alpha."),
+                     help=f"Selection method: {', '.join(zero_shot)}."),
+        click.option("--k", type=int, default=None,
+                     help=f"Models per class ({', '.join(_taking('k'))})."),
+        click.option("--alpha", type=float, default=None,
+                     help=f"Weight of a class's own score against the task mean "
+                          f"({', '.join(_taking('alpha'))}), in [0, 1]."),
         click.option("--budget", default=None,
-                     help="chco: most models to load ('3') or milliseconds per image ('40ms')."),
+                     help=f"{', '.join(_taking('budget_models', 'budget_ms'))}: most models to "
+                          "load ('3') or milliseconds per image ('40ms')."),
         click.option("--db", default=None, envvar="MLL_DB", help="SQLAlchemy URL of the store."),
     ]):
         fn = opt(fn)
@@ -43,18 +56,26 @@ def make_task(classes: str | None, classes_file: Path | None, domain: str):
 
 
 def method_params(method: str, k: int | None, alpha: float | None, budget: str | None) -> dict:
+    """The selector's parameters from the command line; which method takes which option is read
+    from the selector registry, and every value is checked against the method's constraints."""
+    from ..selection import make_selector, selectors
+
+    takes = set(selectors.get(method).param_names())
+
+    def applies(flag: str, *names: str) -> None:
+        if not takes & set(names):
+            raise InvalidParameterError(f"{flag} applies to {', '.join(_taking(*names))}, "
+                                        f"not {method}")
+
     params: dict = {}
     if k is not None:
-        if method not in ("p2", "inb", "random"):
-            raise InvalidParameterError(f"--k applies to p2, inb and random, not {method}")
+        applies("--k", "k")
         params["k"] = k
     if alpha is not None:
-        if method != "p2":
-            raise InvalidParameterError("--alpha applies to p2 only")
+        applies("--alpha", "alpha")
         params["alpha"] = alpha
     if budget is not None:
-        if method != "chco":
-            raise InvalidParameterError("--budget applies to chco only")
+        applies("--budget", "budget_models", "budget_ms")
         m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms)?\s*", budget)
         if not m:
             raise InvalidParameterError(f"--budget {budget!r}: give a model count ('3') or "
@@ -63,6 +84,7 @@ def method_params(method: str, k: int | None, alpha: float | None, budget: str |
             params["budget_ms"] = float(m.group(1))
         else:
             params["budget_models"] = int(float(m.group(1)))
+    make_selector(method, **params).validate_params()  # before any hub is opened
     return params
 
 

@@ -467,15 +467,17 @@ def _family_of_path(path: Path) -> str | None:
     """
     if path.is_dir() and (path / "config.json").is_file():
         config = json.loads((path / "config.json").read_text())
-        return "hf-clip" if config.get("model_type") == "clip" else (
-            "torch-safetensors" if "arch" in config else None)
+        # the first family (by name) whose Adapter.claims_directory accepts the config
+        return next((n for n in families if families.get(n).claims_directory(config)), None)
     if path.is_file():
         refuse_unsafe(path)
     if path.suffix.lower() == ".safetensors" and path.is_file():
         from .adapters._bundle import bundle_info, read_meta
 
-        return bundle_info(read_meta(path))["family"] or "torch-safetensors"
-    return {".onnx": "onnx"}.get(path.suffix.lower())
+        if family := bundle_info(read_meta(path))["family"]:
+            return family  # a bundle names its own family
+    # else the first family (by name) that declares the suffix in Adapter.SUFFIXES
+    return next((n for n in families if path.suffix.lower() in families.get(n).SUFFIXES), None)
 
 
 def _confirmed(c: HeadClass) -> HeadClass:

@@ -17,13 +17,18 @@ DEFAULT_MAX_BYTES = 2 * 1024**3
 PICKLE_SUFFIXES = {".pt": "torch.save", ".pth": "torch.save", ".ckpt": "checkpoint",
                    ".bin": "PyTorch .bin checkpoint", ".pkl": "pickle", ".pickle": "pickle",
                    ".joblib": "joblib", ".npz": "numpy archive"}
-SAFE_FORMATS = ("safetensors weights of an architecture registered in mll (--family "
-                "torch-safetensors: a .safetensors file, or a directory with model.safetensors and "
-                "config.json), ONNX (--family onnx), or a Hugging Face CLIP directory with "
-                "model.safetensors (--family hf-clip)")
+
 CONVERT_HINT = ("convert a PyTorch model with "
                 "safetensors.torch.save_file(model.state_dict(), 'model.safetensors') or export it "
                 "with torch.onnx.export")
+
+
+def safe_formats() -> str:
+    """The formats the hub accepts, in words: each family declares its own ``SAFE_FORMAT``."""
+    from .adapters import families
+
+    named = [families.get(n).SAFE_FORMAT for n in families if families.get(n).SAFE_FORMAT]
+    return ", ".join(named[:-1]) + (", or " if len(named) > 1 else "") + named[-1]
 
 
 def _is_safetensors(path: Path, head: bytes) -> bool:
@@ -63,7 +68,7 @@ def refuse_unsafe(path: Path) -> None:
     if kind is not None:
         raise UnsafeFormatError(
             f"{path.name} is a {kind} file, which needs pickle (arbitrary code) to load; the hub "
-            f"accepts only safe formats: {SAFE_FORMATS}. Hint: {CONVERT_HINT}")
+            f"accepts only safe formats: {safe_formats()}. Hint: {CONVERT_HINT}")
 
 
 def check_size(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> int:

@@ -24,6 +24,7 @@ executors: Registry[Callable[..., Callable[..., None]]] = Registry(
 
 @executors.register("local")
 def local_executor(address: str | None = None):
+    """in this process, one model at a time"""
     def run(hub_dir: str, db: str | None, jobs: Jobs, show_progress: bool | None,
             corpus_version: str) -> dict[str, float]:
         import torch
@@ -47,6 +48,7 @@ def local_executor(address: str | None = None):
 
 @executors.register("ray")
 def ray_executor(address: str | None = None):
+    """as tasks on a Ray cluster (--address, or a local one)"""
     def run(hub_dir: str, db: str | None, jobs: Jobs, show_progress: bool | None,
             corpus_version: str) -> dict[str, float]:
         if not jobs:

@@ -1,18 +1,24 @@
-"""Everything selection needs, loaded once: labels of every model, aligned on the sample images.
+"""Everything selection needs: labels of every model, aligned on the sample images, plus the matcher.
 
-Selection runs no model on images: it reads the cached outputs here. Text is encoded (class
-descriptions for VLMs) through the models' text towers, which cache on disk.
+Selection runs no model on images: it reads the cached outputs here. Text (class descriptions for
+VLMs) is encoded through the models' text towers, kept loaded for the table's lifetime; ConSE and
+LiT also cache their text encodings on disk.
+
+Constructing a table is cheap: the hub, matcher, corpus and labels load on first use, each once
+(:meth:`LabelTable.load` loads them all now, :meth:`LabelTable.open` constructs and loads).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
+from ..config import resolve_hub
 from ..errors import NotBuiltError
 
 logger = logging.getLogger(__name__)
@@ -40,64 +46,163 @@ class ModelLabel:
         return self.info.kind
 
 
+@dataclass(frozen=True)
+class SampleImages:
+    """The corpus's sample images in label order: id, node, style and source group of each.
+
+    Augmented copies of one source image share a group: proxy scoring leaves the group out.
+    """
+
+    ids: list[str]
+    nodes: np.ndarray
+    styles: np.ndarray
+    groups: np.ndarray
+
+    @classmethod
+    def from_records(cls, records) -> SampleImages:
+        groups: dict[tuple[str, str], int] = {}
+        return cls([r.image_id for r in records], np.array([r.wnid for r in records]),
+                   np.array([r.style for r in records]),
+                   np.array([groups.setdefault((r.source, r.orig_id), len(groups))
+                             for r in records], dtype=np.int64))
+
+
 class LabelTable:
     """The hub's labels for the current graph and corpus versions, plus the matcher."""
 
-    def __init__(self, hub_dir: str | Path, db: str | None = None,
+    def __init__(self, hub_dir: str | Path | None, db: str | None = None,
                  proto_backbone: str = PROTO_BACKBONE) -> None:
-        from ..corpus import Corpus
-        from ..graph import Matcher
+        self.hub_dir: Path | None = resolve_hub(hub_dir)
+        self.db = db
+        self.proto_backbone = proto_backbone
+        self._adapters: dict[str, object] = {}
+        self._ancestor_cache: dict[str, set[str]] = {}  # heads repeat across tasks
+
+    @classmethod
+    def open(cls, hub_dir: str | Path | None, db: str | None = None,
+             proto_backbone: str = PROTO_BACKBONE) -> LabelTable:
+        """A table with its hub, matcher, corpus and labels loaded now (errors surface here)."""
+        return cls(hub_dir, db=db, proto_backbone=proto_backbone).load()
+
+    @classmethod
+    def from_labels(cls, models: Iterable[ModelLabel], samples: SampleImages, matcher, *,
+                    proto_features: np.ndarray | None = None,
+                    adapters: Mapping[str, object] | None = None,
+                    proto_backbone: str = PROTO_BACKBONE) -> LabelTable:
+        """A table over labels already in memory (studies, tests): no hub directory behind it, so
+        models are served only from ``adapters`` and prototype features must be given."""
+        table = cls.__new__(cls)
+        table.hub_dir, table.db, table.proto_backbone = None, None, proto_backbone
+        table._adapters = dict(adapters or {})
+        table._ancestor_cache = {}
+        table.matcher, table.samples = matcher, samples
+        table.models = {m.id: m for m in models}
+        table.unlabelled = []
+        if proto_features is not None:
+            table.proto_features = _normalised(np.asarray(proto_features, dtype=np.float32))
+        return table
+
+    def load(self) -> LabelTable:
+        """Load the hub, matcher, corpus and every label now instead of on first use."""
+        _ = self.models, self.samples
+        return self
+
+    def close(self) -> None:
+        if "hub" in self.__dict__:
+            self.hub.close()
+
+    # -- loaded on first use ------------------------------------------------------------------
+    def _on_disk(self) -> Path:
+        if self.hub_dir is None:
+            raise NotBuiltError("this label table was built from labels in memory; it has no hub "
+                                "directory to load models, images or features from")
+        return self.hub_dir
+
+    @cached_property
+    def hub(self):
         from ..hub import Hub
+
+        return Hub.open(self._on_disk(), db=self.db, create=False)
+
+    @cached_property
+    def matcher(self):
+        from ..graph import Matcher
+
+        return Matcher.for_hub(self._on_disk())
+
+    @property
+    def graph(self):
+        return self.matcher.graph
+
+    @cached_property
+    def corpus(self):
+        from ..corpus import Corpus
+
+        return Corpus.open(self._on_disk())
+
+    @cached_property
+    def samples(self) -> SampleImages:
+        return SampleImages.from_records(self.corpus.records(role="sample"))
+
+    @cached_property
+    def models(self) -> dict[str, ModelLabel]:
+        """Every model with a label for the current graph and corpus, in hub order."""
         from ..labels import LabelStore
         from ..labels.store import load_label, storage_bytes
 
-        self.hub_dir = Path(hub_dir)
-        self.hub = Hub.open(self.hub_dir, db=db, create=False)
-        if not self.hub.list():  # before the graph and matcher: nothing to select from
+        store = LabelStore(self._on_disk())
+        models: dict[str, ModelLabel] = {}
+        unlabelled: list[str] = []
+        infos = self.hub.list()
+        if not infos:  # before the graph and matcher: nothing to select from
             raise NotBuiltError(f"the hub at {self.hub_dir} has no models; add some with 'mll hub "
                                 "add' or build a starter hub with 'mll starter --quick'")
-        self.matcher = Matcher.for_hub(self.hub_dir)
-        self.graph = self.matcher.graph
-        self.corpus = Corpus.open(self.hub_dir)
-        samples = self.corpus.records(role="sample")
-        self.image_ids = [r.image_id for r in samples]
-        self.image_nodes = np.array([r.wnid for r in samples])
-        self.image_styles = np.array([r.style for r in samples])
-        # augmented copies of one source image form a group: scoring leaves the group out
-        groups: dict[tuple[str, str], int] = {}
-        self.image_groups = np.array([groups.setdefault((r.source, r.orig_id), len(groups))
-                                      for r in samples], dtype=np.int64)
-        self.proto_backbone = proto_backbone
-        store = LabelStore(self.hub_dir)
-        self.models: dict[str, ModelLabel] = {}
-        self.unlabelled: list[str] = []
-        self._adapters: dict[str, object] = {}
-        for info in self.hub.list():
+        for info in infos:
             ldir = store.label_dir(info.content_hash, self.graph.version, self.corpus.version)
             if not (ldir / "summary.json").is_file():
-                self.unlabelled.append(info.id)
+                unlabelled.append(info.id)
                 continue
             published = load_label(ldir, info.id)  # damaged files: an error naming the model
             out = published.outputs
-            n_heads = len(info.classes)
-            values = out.dense(n_heads) if info.kind == "expert" else np.asarray(
+            values = out.dense(len(info.classes)) if info.kind == "expert" else np.asarray(
                 out.values, dtype=np.float32)
             summary = published.summary | {"bytes": storage_bytes(ldir)}
             label = ModelLabel(info, values, published.stats, summary)
             if info.kind == "vlm":
                 label.text_nodes = np.asarray(published.text_nodes)
                 label.text_emb = np.asarray(published.text_emb, dtype=np.float32)
-            self.models[info.id] = label
-        if not self.models:
+            models[info.id] = label
+        if not models:
             raise NotBuiltError("the hub has no labelled models; add models and run 'mll label'")
-        if self.unlabelled:
+        if unlabelled:
             logger.warning("%d model(s) without a current label are ignored: run 'mll label'",
-                           len(self.unlabelled))
+                           len(unlabelled))
+        self.unlabelled = unlabelled
+        return models
 
-    def close(self) -> None:
-        self.hub.close()
+    @cached_property
+    def proto_features(self) -> np.ndarray:
+        """Normalised backbone features of every sample image (computed once, cached on disk)."""
+        return _normalised(self.hub.features.get(self.proto_backbone, keys=self.image_ids,
+                                                 load=self.corpus.load))
 
     # -- derived ------------------------------------------------------------------------------
+    @property
+    def image_ids(self) -> list[str]:
+        return self.samples.ids
+
+    @property
+    def image_nodes(self) -> np.ndarray:
+        return self.samples.nodes
+
+    @property
+    def image_styles(self) -> np.ndarray:
+        return self.samples.styles
+
+    @property
+    def image_groups(self) -> np.ndarray:
+        return self.samples.groups
+
     @property
     def experts(self) -> list[ModelLabel]:
         return [m for m in self.models.values() if m.kind == "expert"]
@@ -107,19 +212,23 @@ class LabelTable:
         return [m for m in self.models.values() if m.kind == "vlm"]
 
     def default_vlm(self) -> ModelLabel:
-        """The general VLM that patches uncovered classes: ConSE if present, else the best VLM."""
+        """The general VLM that patches uncovered classes: the best VLM among the families that
+        declare themselves the preferred patch (``Adapter.PREFERRED_PATCH``), else among all."""
+        from ..hub.adapters import families
+
         vlms = self.vlms
         if not vlms:
             raise NotBuiltError("the hub has no labelled VLM to patch uncovered classes")
-        conse = [m for m in vlms if m.info.family == "conse"]
-        pool = conse or vlms
+        preferred = [m for m in vlms
+                     if m.info.family in families and families.get(m.info.family).PREFERRED_PATCH]
+        pool = preferred or vlms
         return max(pool, key=lambda m: (m.summary.get("zero_shot_accuracy") or 0, m.id))
 
-    @cached_property
-    def proto_features(self) -> np.ndarray:
-        """Normalised backbone features of every sample image (computed once, cached on disk)."""
-        feats = self.hub.features.get(self.proto_backbone, keys=self.image_ids, load=self.corpus.load)
-        return feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
+    def ancestors(self, wnid: str) -> set[str]:
+        """The node and its ancestors, memoised (expert heads repeat across tasks)."""
+        if wnid not in self._ancestor_cache:
+            self._ancestor_cache[wnid] = self.graph.ancestors(wnid, include_self=True)
+        return self._ancestor_cache[wnid]
 
     @cached_property
     def node_styles(self) -> dict[str, set[str]]:
@@ -139,9 +248,10 @@ class LabelTable:
         """The same table restricted to some models (shares caches; for hub-size studies)."""
         import copy
 
-        view = copy.copy(self)
         keep = set(model_ids)
-        view.models = {m: label for m, label in self.models.items() if m in keep}  # hub order
+        models = {m: label for m, label in self.models.items() if m in keep}  # hub order
+        view = copy.copy(self)
+        view.models = models
         return view
 
     def adapter(self, model_id: str):
@@ -149,3 +259,7 @@ class LabelTable:
         if model_id not in self._adapters:
             self._adapters[model_id] = self.hub.load(model_id)
         return self._adapters[model_id]
+
+
+def _normalised(feats: np.ndarray) -> np.ndarray:
+    return feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)

@@ -124,6 +124,15 @@ class Adapter:
     kind: ClassVar[str]
     OPTIONS: ClassVar[dict[str, Any]] = {}
     NAMED: ClassVar[bool] = False  # ``pack`` takes a name (e.g. a variant), not a path
+    # What ``hub add`` and selection know of a family without loading it (one declaration each):
+    SUFFIXES: ClassVar[tuple[str, ...]] = ()  # files with these suffixes are this family's
+    SAFE_FORMAT: ClassVar[str] = ""  # how to give it a model, named when a pickle is refused
+    PREFERRED_PATCH: ClassVar[bool] = False  # the VLM preferred for classes no expert covers
+
+    @classmethod
+    def claims_directory(cls, config: dict[str, Any]) -> bool:
+        """Whether a directory whose ``config.json`` holds ``config`` is this family's model."""
+        return False
 
     id: str | None = None
     backbone: str | None = None

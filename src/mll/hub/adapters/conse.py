@@ -40,6 +40,7 @@ class ConSE(TextTowerMixin, VLM):
 
     family = FAMILY
     NAMED = True
+    PREFERRED_PATCH = True  # reaches any WordNet concept through its text, seen in training or not
     OPTIONS = {"top": 10, "template": "{lemma} which is {definition}", "text_encoder":
                DEFAULT_ENCODER, "logit_scale": 50.0}
 

@@ -20,7 +20,7 @@ import numpy as np
 from ..._safepath import child_path
 from ...errors import InvalidParameterError, MissingDependencyError, UnsafeFormatError
 from ...limits import check
-from ..safety import SAFE_FORMATS, refuse_unsafe
+from ..safety import refuse_unsafe, safe_formats
 from ..spec import InputSpec
 from . import families
 from ._bundle import bundle_info, read_meta, save_bundle, write_files
@@ -57,7 +57,7 @@ def _weight_files(path: Path) -> list[Path]:
     for other in sorted(path.iterdir()):
         if other.is_file():
             refuse_unsafe(other)
-    raise UnsafeFormatError(f"{path} has no model.safetensors; the hub accepts {SAFE_FORMATS}")
+    raise UnsafeFormatError(f"{path} has no model.safetensors; the hub accepts {safe_formats()}")
 
 
 def _load_weights(files: list[Path]) -> dict[str, Any]:
@@ -91,6 +91,11 @@ class HFClip(VLM):
     """``CLIPModel`` image and text towers with their projections."""
 
     family = FAMILY
+    SAFE_FORMAT = "a Hugging Face CLIP directory with model.safetensors (--family hf-clip)"
+
+    @classmethod
+    def claims_directory(cls, config: dict[str, Any]) -> bool:
+        return config.get("model_type") == "clip"
 
     def __init__(self, model, tokenizer, config: dict[str, Any]) -> None:
         self.model, self.tokenizer = model.eval(), tokenizer

@@ -68,6 +68,8 @@ class OnnxExpert(Expert):
     """An ONNX graph from image batch to class scores."""
 
     family = FAMILY
+    SUFFIXES = (".onnx",)
+    SAFE_FORMAT = "ONNX (--family onnx)"
     OPTIONS = {"input_size": None, "channels": None, "mean": None, "std": None,
                "outputs": "logits"}
 

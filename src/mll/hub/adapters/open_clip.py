@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import InvalidParameterError, MissingDependencyError, UnsafeFormatError
-from ..safety import SAFE_FORMATS, refuse_unsafe
+from ..safety import refuse_unsafe, safe_formats
 from ..spec import InputSpec
 from . import families
 from ._bundle import bundle_info, read_meta, save_bundle
@@ -93,7 +93,7 @@ class OpenClip(VLM):
         if path.suffix != ".safetensors":
             refuse_unsafe(path)
             raise UnsafeFormatError(f"{path.name}: family {FAMILY} takes .safetensors weights; "
-                                    f"the hub accepts {SAFE_FORMATS}")
+                                    f"the hub accepts {safe_formats()}")
         arch = opts["arch"] or bundle_info(read_meta(path))["config"].get("arch")
         if not arch:
             raise InvalidParameterError("open-clip weights need the option arch=NAME "

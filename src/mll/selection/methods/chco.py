@@ -9,7 +9,7 @@ Objective: proxy-task accuracy estimated from labels minus ``cost`` per model lo
 optional budget (models, or milliseconds per image). Solver: exhaustive over expert subsets when
 there are at most ``exact_limit`` candidates; otherwise greedy forward selection (add the expert
 with the largest gain while the gain exceeds the cost). Accuracy is not submodular, so greedy has
-no worst-case guarantee; the benchmark reports its gap to the exact search on small hubs. A final
+no worst-case guarantee. A final
 pass drops single (expert, class) answers whose removal raises the objective: that is
 where heads, not whole models, are chosen. The search runs once for each trust level in
 ``expert_weights`` (how much an expert's answer counts against the general part's inside its
@@ -21,27 +21,32 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import replace
+from numbers import Integral, Real
 
 import numpy as np
 
-from ..base import (
-    Selector,
-    expert_component,
-    per_class_from_plan,
-    proto_component,
-    proxy_accuracy,
-    selectors,
-    vlm_component,
-)
+from ..base import Selector, selectors
+from ..components import expert_component, per_class_from_plan, proto_component, vlm_component
 from ..context import TaskContext
+from ..params import Boolean, Interval, SequenceOf
 from ..plan import Component, Plan
+from ..proxy import ProxyScorer, proxy_accuracy
+from ..result import Proposal
 
 
 @selectors.register("chco")
 class CHCO(Selector):
     name = "chco"
-    _parameter_constraints = {"cost": (float, 0.0, 1.0), "budget_models": (int, 1, 1000),
-                              "exact_limit": (int, 0, 16)}
+    _parameter_constraints = {
+        "cost": [Interval(Real, 0, 1)],  # 0: every gain counts, however small
+        "budget_models": [Interval(Integral, 1, None)],
+        "budget_ms": [None, Interval(Real, 0, None, closed="neither")],
+        # the exact search scores every subset: 2**16 plans is already seconds per trust level
+        "exact_limit": [Interval(Integral, 0, 16)],
+        "use_proto": [Boolean()],
+        "prune_heads": [Boolean()],
+        "expert_weights": [SequenceOf(Interval(Real, 0, None, closed="neither"))],
+    }
 
     def __init__(self, *, cost: float = 0.002, budget_models: int = 50,
                  budget_ms: float | None = None, exact_limit: int = 6, use_proto: bool = True,
@@ -55,28 +60,31 @@ class CHCO(Selector):
         self.use_proto = use_proto
         self.prune_heads = prune_heads
 
-    def _plan(self, ctx: TaskContext):
+    def _plan(self, ctx: TaskContext, scorer: ProxyScorer) -> Proposal:
         table = self.table_
 
         def objective(components: list[Component]) -> float:
-            pred = self.scorer_.predict(Plan(components, "gated", ctx.n_classes))
+            pred = scorer.predict(Plan(components, "gated", ctx.n_classes))
             return proxy_accuracy(pred, ctx) - self.cost * len({c.source for c in components})
 
         general = self._general(ctx, objective)
         experts = [c for c in (expert_component(table, m, ctx) for m in table.experts) if c]
         experts = [c for c in experts if self._affordable(general + [c])]
-        best: tuple[float, list[Component]] | None = None
-        for weight in self.expert_weights:  # ties go to the first (smallest) weight
-            state = _GatedSearch(self.scorer_, ctx, general, self.cost)
+        best: tuple[float, list[Component], float] | None = None
+        for weight in self.expert_weights:  # ties go to the first weight
+            state = _GatedSearch(scorer, ctx, general, self.cost)
             weighted = [replace(c, weight=weight) for c in experts]
             chosen = self._search(state, weighted)
             if self.prune_heads:
                 chosen = self._prune(state, chosen)
             if best is None or state.value > best[0] + 1e-9:
-                best = (state.value, chosen)
-        self.objective_, chosen = best
+                best = (state.value, chosen, weight)
+        value, chosen, weight = best
         plan = Plan(general + chosen, "gated", ctx.n_classes)
-        return plan, per_class_from_plan(table, plan, ctx)
+        return Proposal(plan, per_class_from_plan(table, plan, ctx),
+                        self._explain(ctx, plan, value),
+                        {"objective": round(value, 6), "expert_weight": weight,
+                         "candidate_experts": len(experts)})
 
     def _general(self, ctx: TaskContext, objective) -> list[Component]:
         """The general part: the best of VLMs, prototypes and pairs of them on the proxy task.
@@ -84,7 +92,8 @@ class CHCO(Selector):
         When some classes have no sample images, the proxy cannot judge how a general model does
         on them (and a VLM trained on the sample concepts looks far better there than on unseen
         ones), so the hub's patch VLM answers every class and the others may only join on the
-        classes the proxy covers, gated like experts.
+        classes the proxy covers, gated like experts. Only parts within the budget compete; when
+        none is, the one with the fewest models and least latency answers.
         """
         table = self.table_
         proto = proto_component(table, ctx) if self.use_proto and len(ctx.proxy_index) else None
@@ -105,17 +114,20 @@ class CHCO(Selector):
             options = [[v] for v in vlms]
             if proto is not None:
                 options += [[proto]] + [[proto, v] for v in vlms]
-        return max(options, key=lambda comps: (objective(comps), -len(comps)))
+        pool = [o for o in options if self._affordable(o)] or [
+            min(options, key=lambda o: (len({c.source for c in o}), self._latency(o)))]
+        return max(pool, key=lambda comps: (objective(comps), -len(comps)))
+
+    def _latency(self, components: list[Component]) -> float:
+        """Milliseconds per image of the models behind ``components`` (prototypes: unmeasured)."""
+        models = self.table_.models
+        return sum(models[s].info.latency_ms or 0.0 for s in {c.source for c in components}
+                   if s in models)
 
     def _affordable(self, components: list[Component]) -> bool:
-        sources = {c.source for c in components}
-        if len(sources) > self.budget_models:
+        if len({c.source for c in components}) > self.budget_models:
             return False
-        if self.budget_ms is not None:
-            lat = sum(self.table_.models[s].info.latency_ms or 0.0 for s in sources
-                      if s in self.table_.models)
-            return lat <= self.budget_ms
-        return True
+        return self.budget_ms is None or self._latency(components) <= self.budget_ms
 
     def _search(self, state: _GatedSearch, experts: list[Component]) -> list[Component]:
         """Exhaustive over expert subsets up to ``exact_limit`` candidates, greedy beyond."""
@@ -163,7 +175,7 @@ class CHCO(Selector):
                     comp = trial
         return state.chosen
 
-    def _explain(self, ctx: TaskContext, plan: Plan) -> list[str]:
+    def _explain(self, ctx: TaskContext, plan: Plan, value: float) -> list[str]:
         def name(c: Component) -> str:
             if c.kind == "proto":
                 return "prototypes of the sample images"
@@ -178,7 +190,7 @@ class CHCO(Selector):
                 lines.append(f"{name(c)} answers {names}{more} at weight {c.weight:g}, trusted per "
                              "image by the general part's belief that the image is one of these "
                              "classes")
-        lines.append(f"objective (proxy accuracy - {self.cost} x models): {self.objective_:.4f}")
+        lines.append(f"objective (proxy accuracy - {self.cost} x models): {value:.4f}")
         return lines
 
 

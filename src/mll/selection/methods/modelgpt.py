@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..base import Selector, per_class_from_plan, selectors, vlm_component
+from ..base import Selector, selectors
+from ..components import per_class_from_plan, vlm_component
 from ..context import TaskContext
 from ..plan import Plan
+from ..result import Proposal
 
 
 def text_features(emb: np.ndarray) -> np.ndarray:
@@ -44,10 +46,10 @@ class ModelGPT(Selector):
             out[m.id] = float(pred.mean())
         return out
 
-    def _plan(self, ctx: TaskContext):
+    def _plan(self, ctx: TaskContext, scorer) -> Proposal:
         scores = self.predicted(ctx)
         best = max(scores, key=lambda mid: (scores[mid], mid))
         comps = [vlm_component(self.table_, self.table_.models[best], ctx)]
         plan = Plan(comps, "entropy", ctx.n_classes)
-        self.scores_ = scores
-        return plan, per_class_from_plan(self.table_, plan, ctx)
+        return Proposal(plan, per_class_from_plan(self.table_, plan, ctx),
+                        diagnostics={"predicted_accuracy": scores})

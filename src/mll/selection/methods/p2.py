@@ -11,12 +11,17 @@
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import numpy as np
 
-from ..base import Selector, model_entry, selectors, vlm_component
+from ..base import Selector, selectors
+from ..components import model_entry, vlm_component
 from ..context import TaskContext
 from ..llm import LLMDescriber
+from ..params import Interval
 from ..plan import Plan
+from ..result import Proposal
 
 TEMPLATES = ("a photo of a {name}.", "{name}, which is {gloss}.", "a {name}, a kind of {parent}.",
              "{lemmas}.", "a {domain} of a {name}.")
@@ -42,7 +47,9 @@ def describe(table, name: str, node: str | None, domain: str) -> list[str]:
 @selectors.register("p2")
 class P2(Selector):
     name = "p2"
-    _parameter_constraints = {"alpha": (float, 0.0, 1.0), "k": (int, 1, 50), "nodes": (int, 1, 50)}
+    _parameter_constraints = {"alpha": [Interval(Real, 0, 1)], "k": [Interval(Integral, 1, None)],
+                              "nodes": [Interval(Integral, 1, None)]}
+    bench_variants = ({"k": 1}, {"k": 3})
 
     def __init__(self, *, alpha: float = 0.7, k: int = 1, nodes: int = 5) -> None:
         self.alpha = alpha
@@ -84,7 +91,7 @@ class P2(Selector):
         hits = np.bincount(truth, weights=pred == truth, minlength=len(nodes))
         return hits / np.maximum(np.bincount(truth, minlength=len(nodes)), 1)
 
-    def _plan(self, ctx: TaskContext):
+    def _plan(self, ctx: TaskContext, scorer) -> Proposal:
         vlms, r = self.scores(ctx)
         chosen: dict[str, list[int]] = {}
         for y in range(ctx.n_classes):
@@ -95,5 +102,4 @@ class P2(Selector):
         plan = Plan(comps, "entropy", ctx.n_classes)
         per_class = [[model_entry(self.table_, c, ctx, y) for c in comps if y in chosen[c.source]]
                      for y in range(ctx.n_classes)]
-        self.r_ = r
-        return plan, per_class
+        return Proposal(plan, per_class, diagnostics={"r": r, "vlms": [m.id for m in vlms]})

@@ -1,0 +1,143 @@
+"""What every selection method returns: per class its nodes, models and predicted accuracy.
+
+A :class:`Selection` holds, per class, its matched nodes, the models (and heads) that answer it with
+their weights, a predicted accuracy with an interval and how it is covered; for the task the
+predicted accuracy, the models to load, the seconds taken, the plan reuse will run, and what the
+method learned on the way (``diagnostics``: CHCO's objective, P2's r matrix, ModelGPT's scores).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .context import TaskContext
+from .plan import Plan
+from .task import Task
+
+if TYPE_CHECKING:
+    from .proxy import ProxyScorer
+
+Z95 = 1.96  # two-sided 95% normal quantile
+
+
+@dataclass(frozen=True)
+class ClassChoice:
+    name: str
+    nodes: list[dict]  # [{wnid, name, score}]
+    models: list[dict]  # [{model_id, name, kind, heads, weight, role}]
+    predicted_accuracy: float | None
+    interval: tuple[float, float] | None
+    covered_by: str  # "expert" | "vlm" | "none"
+    evidence: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """What a method's ``_plan`` hands back: the plan, who answers each class, and why.
+
+    ``diagnostics`` carries what the method learned for this task (it is never stored on the
+    selector, so one fitted selector can answer many tasks, also concurrently).
+    """
+
+    plan: Plan
+    per_class: list[list[dict]]
+    explanation: list[str] = field(default_factory=list)
+    diagnostics: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Selection:
+    method: str
+    task: Task
+    classes: list[ClassChoice]
+    predicted_accuracy: float | None
+    interval: tuple[float, float] | None
+    models: list[str]
+    seconds: float
+    plan: Plan
+    explanation: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    diagnostics: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"method": self.method, "task": {"classes": list(self.task.classes),
+                                                "domain": self.task.domain},
+                "classes": [dict(c.__dict__) for c in self.classes],
+                "predicted_accuracy": self.predicted_accuracy, "interval": self.interval,
+                "models": self.models, "seconds": round(self.seconds, 4),
+                "rule": self.plan.rule, "explanation": self.explanation,
+                "warnings": self.warnings, "diagnostics": _plain(self.diagnostics)}
+
+
+def _plain(value: Any) -> Any:
+    """Diagnostics as JSON-ready values (arrays become lists)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return value.round(6).tolist()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def wilson(correct: float, n: float) -> tuple[float, float]:
+    """95% Wilson interval for a rate from (possibly fractional, effective) counts."""
+    if n <= 0:
+        return (0.0, 1.0)
+    p = correct / n
+    denom = 1 + Z95 ** 2 / n
+    centre = (p + Z95 ** 2 / (2 * n)) / denom
+    half = Z95 * math.sqrt(p * (1 - p) / n + Z95 ** 2 / (4 * n * n)) / denom
+    return (round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4))
+
+
+def per_class_estimates(pred: np.ndarray, ctx: TaskContext
+                        ) -> list[tuple[float | None, tuple | None, int]]:
+    """Per class: weighted proxy accuracy, its Wilson interval on the effective count, images."""
+    out = []
+    for k in range(ctx.n_classes):
+        mask = ctx.proxy_class == k
+        if not mask.any():
+            out.append((None, None, 0))
+            continue
+        w = ctx.proxy_weight[mask]
+        hit = (pred[mask] == k).astype(float)
+        n_eff = w.sum() ** 2 / (w ** 2).sum()
+        rate = float((w * hit).sum() / w.sum())
+        out.append((round(rate, 4), wilson(rate * n_eff, n_eff), int(mask.sum())))
+    return out
+
+
+def assemble(method: str, scorer: ProxyScorer, proposal: Proposal, seconds: float) -> Selection:
+    """Score the proposed plan on the proxy task and build the selection (nothing is mutated)."""
+    ctx = scorer.ctx
+    plan = proposal.plan
+    if plan.n_classes != ctx.n_classes:
+        plan = replace(plan, n_classes=ctx.n_classes)
+    pred = scorer.predict(plan)
+    estimates = per_class_estimates(pred, ctx)
+    classes = []
+    for k, name in enumerate(ctx.task.classes):
+        acc, interval, n = estimates[k]
+        models = proposal.per_class[k]
+        kinds = {m["kind"] for m in models}
+        covered = "expert" if "expert" in kinds else ("vlm" if models else "none")
+        nodes = [{"wnid": c.wnid, "name": c.name, "score": c.score} for c in ctx.matches[k][:3]]
+        classes.append(ClassChoice(name, nodes, models, acc, interval, covered,
+                                   {"node": ctx.class_nodes[k], "proxy_images": n}))
+    known = [c for c in classes if c.predicted_accuracy is not None]
+    if known and len(ctx.proxy_index):
+        task_acc = round(float(np.mean([c.predicted_accuracy for c in known])), 4)
+        n_eff = sum(c.evidence["proxy_images"] for c in known)
+        interval = wilson(task_acc * n_eff, n_eff)
+    else:
+        task_acc, interval = None, None
+    return Selection(method, ctx.task, classes, task_acc, interval, plan.sources(), seconds, plan,
+                     list(proposal.explanation), list(ctx.warnings), dict(proposal.diagnostics))

@@ -333,7 +333,7 @@ def test_damaged_label_is_named_and_found_by_verify(capsys, small_hub, how):
     root, model_id = small_hub
     label = _publish_label(root, model_id)
     code, out, _ = run(capsys, "hub", "verify", "--hub", str(root))
-    assert code == 0 and "all artifacts and labels intact" in out
+    assert code == 0 and "all artifacts intact and all labels readable" in out
     _damage(label, how)
     with pytest.raises(DamagedLabelError) as caught:
         load_label(label, model_id)

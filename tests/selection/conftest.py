@@ -66,9 +66,15 @@ def write_wordnet(directory: Path) -> Path:
 
 
 class HashingEncoder:
-    """Deterministic bag-of-words text embeddings: each word a fixed random unit vector."""
+    """Deterministic bag-of-words text embeddings: each word a fixed random unit vector.
 
-    def encode(self, texts: list[str]) -> np.ndarray:
+    It answers as the hub's text cache does (``id``, ``dim``, ``encode``), so the matcher takes it.
+    """
+
+    id = "toy-hashing"
+    dim = DIM
+
+    def encode(self, texts: list[str], chunk: int = 0, description: str = "") -> np.ndarray:
         out = np.zeros((len(texts), DIM), dtype=np.float32)
         for i, text in enumerate(texts):
             for word in text.lower().replace(",", " ").replace(".", " ").split():
@@ -130,11 +136,22 @@ def _vlm(model_id: str, family: str, noise: float, nodes: np.ndarray, encoder: H
                       text_nodes=text_nodes, text_emb=text_emb)
 
 
+def _matcher(graph: SemanticGraph, encoder: HashingEncoder, directory: Path) -> Matcher:
+    """The matcher over the toy graph, with its caption embeddings as ``Matcher.for_hub`` makes
+    them (a ``Captions`` index where the graph package has one, else the whole matrix)."""
+    from mll.graph import match
+
+    if hasattr(match, "Captions"):
+        (directory / "graph").mkdir(exist_ok=True)
+        return Matcher(graph, encoder, match.Captions(graph, encoder, directory / "graph"))
+    return Matcher(graph, encoder, encoder.encode(graph.captions()))
+
+
 def build_toy_table(directory: Path) -> LabelTable:
     rng = np.random.default_rng(0)
     graph = SemanticGraph.from_wordnet(write_wordnet(directory / "wordnet"))
     encoder = HashingEncoder()
-    matcher = Matcher(graph, encoder, encoder.encode(graph.captions()))
+    matcher = _matcher(graph, encoder, directory)
     nodes = np.repeat([wnid(o) for o in SAMPLE_OFFSETS], PER_NODE)
     styles = np.array(["photo" if i % PER_NODE < PER_NODE // 2 else "gray28/toy"
                        for i in range(len(nodes))])

@@ -265,7 +265,7 @@ def verify(hub: Path, db: str | None, as_json: bool) -> None:
     if as_json:
         emit_json({"models": len(infos), "damaged": bad, "damaged_labels": bad_labels})
     elif not bad and not bad_labels:
-        click.echo(f"{len(infos)} models, all artifacts and labels intact")
+        click.echo(f"{len(infos)} models, all artifacts intact and all labels readable")
     for b in bad_labels if not as_json else ():
         click.echo(f"damaged label of {b['id']}: {b['error']} ({b['path']})", err=True)
     problems = []

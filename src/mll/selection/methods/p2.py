@@ -15,6 +15,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
+from ...errors import ExternalServiceError
 from ..base import Selector, selectors
 from ..components import model_entry, vlm_component
 from ..context import TaskContext
@@ -27,8 +28,13 @@ TEMPLATES = ("a photo of a {name}.", "{name}, which is {gloss}.", "a {name}, a k
              "{lemmas}.", "a {domain} of a {name}.")
 
 
-def describe(table, name: str, node: str | None, domain: str) -> list[str]:
-    """Descriptions of one class: an LLM's when ``MLL_LLM_URL`` is set (as P2), else templates."""
+def describe(table, name: str, node: str | None, domain: str,
+             notes: list[str] | None = None) -> list[str]:
+    """Descriptions of one class: an LLM's when ``MLL_LLM_URL`` is set (as P2), else templates.
+
+    When the endpoint fails, templates stand in and the reason is added to ``notes`` once (the
+    selection's explanation), so a result never hides that it was not made as configured.
+    """
     graph = table.graph
     clean = name.replace("_", " ")
     fields = {"name": clean, "gloss": clean, "parent": "object", "lemmas": clean,
@@ -40,7 +46,12 @@ def describe(table, name: str, node: str | None, domain: str) -> list[str]:
                    "lemmas": ", ".join(w.replace("_", " ") for w in graph.lemmas(node))}
     llm = LLMDescriber.from_env()
     if llm is not None:
-        return llm.describe(clean, fields["gloss"], domain)
+        try:
+            return llm.describe(clean, fields["gloss"], domain)
+        except ExternalServiceError as exc:
+            note = f"P2 used template descriptions: {exc}"
+            if notes is not None and note not in notes:
+                notes.append(note)
     return [t.format(**fields) for t in TEMPLATES if domain or "{domain}" not in t]
 
 
@@ -56,13 +67,13 @@ class P2(Selector):
         self.k = k
         self.nodes = nodes
 
-    def scores(self, ctx: TaskContext) -> tuple[list, np.ndarray]:
+    def scores(self, ctx: TaskContext, notes: list[str] | None = None) -> tuple[list, np.ndarray]:
         """(vlm labels, r matrix (models, classes))."""
         table = self.table_
         vlms = table.vlms
         sample_nodes = np.array(sorted(set(table.image_nodes.tolist())))
         caps = table.matcher.captions[[table.graph.index(v) for v in sample_nodes]]
-        descs = [describe(table, n, v, ctx.task.domain)
+        descs = [describe(table, n, v, ctx.task.domain, notes)
                  for n, v in zip(ctx.task.classes, ctx.class_nodes, strict=True)]
         z = np.zeros((len(sample_nodes), ctx.n_classes))
         flat = table.matcher.embeddings.encode([d for group in descs for d in group])
@@ -92,7 +103,8 @@ class P2(Selector):
         return hits / np.maximum(np.bincount(truth, minlength=len(nodes)), 1)
 
     def _plan(self, ctx: TaskContext, scorer) -> Proposal:
-        vlms, r = self.scores(ctx)
+        notes: list[str] = []  # e.g. the LLM endpoint failed and templates stood in
+        vlms, r = self.scores(ctx, notes)
         chosen: dict[str, list[int]] = {}
         for y in range(ctx.n_classes):
             for mi in np.argsort(-r[:, y], kind="stable")[: self.k]:
@@ -102,4 +114,5 @@ class P2(Selector):
         plan = Plan(comps, "entropy", ctx.n_classes)
         per_class = [[model_entry(self.table_, c, ctx, y) for c in comps if y in chosen[c.source]]
                      for y in range(ctx.n_classes)]
-        return Proposal(plan, per_class, diagnostics={"r": r, "vlms": [m.id for m in vlms]})
+        return Proposal(plan, per_class, explanation=notes,
+                        diagnostics={"r": r, "vlms": [m.id for m in vlms]})

@@ -200,6 +200,9 @@ def test_directory_config(hub, tmp_path, text, message):
     (directory / "config.json").write_text(text)
     with pytest.raises(InvalidParameterError, match=message):
         hub.add(directory, family="torch-safetensors")
+    if not message.startswith("'classes'"):  # the family is guessed from the same config.json
+        with pytest.raises(InvalidParameterError, match=message):
+            hub.add(directory)
     assert _nothing_stored(hub)
 
 

@@ -466,7 +466,12 @@ def _family_of_path(path: Path) -> str | None:
     Files that need pickle are refused here already, so the message names the safe formats.
     """
     if path.is_dir() and (path / "config.json").is_file():
-        config = json.loads((path / "config.json").read_text())
+        try:
+            config = json.loads((path / "config.json").read_bytes())
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise InvalidParameterError(f"{path / 'config.json'} is not valid JSON ({exc})") from None
+        if not isinstance(config, dict):
+            raise InvalidParameterError(f"{path / 'config.json'} must hold a JSON object")
         # the first family (by name) whose Adapter.claims_directory accepts the config
         return next((n for n in families if families.get(n).claims_directory(config)), None)
     if path.is_file():
@@ -474,7 +479,7 @@ def _family_of_path(path: Path) -> str | None:
     if path.suffix.lower() == ".safetensors" and path.is_file():
         from .adapters._bundle import bundle_info, read_meta
 
-        if family := bundle_info(read_meta(path))["family"]:
+        if family := bundle_info(read_meta(path), path.name)["family"]:
             return family  # a bundle names its own family
     # else the first family (by name) that declares the suffix in Adapter.SUFFIXES
     return next((n for n in families if path.suffix.lower() in families.get(n).SUFFIXES), None)

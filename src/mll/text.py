@@ -1,8 +1,8 @@
 """Text encoders and a persistent embedding cache.
 
 Every stage that compares words (graph matching, ConSE, LiT, P2's class descriptions) goes through
-one :class:`TextEncoder`; embeddings are cached on disk keyed by encoder id and text, so the 82k
-node captions are embedded once per hub.
+one :class:`TextEncoder`; embeddings are cached on disk keyed by encoder id and text, so a text
+(a node caption, a class description) is embedded at most once per hub.
 """
 
 from __future__ import annotations
@@ -101,7 +101,9 @@ class EmbeddingCache:
     def _key(text: str) -> bytes:
         return hashlib.sha1(text.encode("utf-8")).digest()
 
-    def encode(self, texts: list[str], chunk: int = 4096) -> np.ndarray:
+    def encode(self, texts: list[str], chunk: int = 1024, description: str = "") -> np.ndarray:
+        """Embeddings of ``texts`` (float32, one row each); new texts are embedded and stored in
+        chunks, so an interrupted run keeps what it finished and progress shows every chunk."""
         keys = [self._key(t) for t in texts]
         found: dict[bytes, np.ndarray] = {}
         with self._connect() as con:
@@ -116,7 +118,8 @@ class EmbeddingCache:
             from ._io import progress
 
             batches = [missing[i: i + chunk] for i in range(0, len(missing), chunk)]
-            for batch in progress(batches, f"embedding {len(missing)} texts"):
+            for batch in progress(batches, description or f"embedding {len(missing)} texts",
+                                  total=len(missing), weight=len):
                 vecs = self.encoder.encode(batch).astype(np.float16)
                 rows = [(self.id, self._key(t), v.tobytes()) for t, v in zip(batch, vecs, strict=True)]
                 with self._connect() as con:

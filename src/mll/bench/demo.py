@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..config import resolve_hub
 from ..images import to_rgb
 from .tasks import standard_tasks
 
@@ -28,11 +29,11 @@ def export_task(corpus, task, root: Path) -> Path:
     return root
 
 
-def run_demo(hub_dir: str | Path, task_name: str = DEMO_TASK, db: str | None = None):
+def run_demo(hub_dir: str | Path | None, task_name: str = DEMO_TASK, db: str | None = None):
     from ..reuse import solve
     from ..selection import LabelTable, Task
 
-    hub_dir = Path(hub_dir)
+    hub_dir = resolve_hub(hub_dir)
     table = LabelTable(hub_dir, db=db)
     task = next(t for t in standard_tasks(table.corpus, table.graph, quick=True)
                 if t.name == task_name)

@@ -109,7 +109,7 @@ def mean_interval(correct: list[np.ndarray], seed: int) -> tuple[float, float]:
     return round(float(lo), 4), round(float(hi), 4)
 
 
-def run_bench(hub_dir: str | Path, config: BenchConfig = BenchConfig(), db: str | None = None
+def run_bench(hub_dir: str | Path | None, config: BenchConfig = BenchConfig(), db: str | None = None
               ) -> dict:
     from ..selection import LabelTable
 
@@ -131,7 +131,7 @@ def run_bench(hub_dir: str | Path, config: BenchConfig = BenchConfig(), db: str 
                            for name, m, p in METHODS}
     methods = [name for name, _, _ in METHODS]
     report = {
-        "config": config.__dict__, "hub": str(hub_dir),
+        "config": config.__dict__, "hub": str(table.hub_dir),
         "tasks": [{"name": t.name, "classes": len(t.classes), "images": len(t.image_ids),
                    "domain": t.domain} for t in tasks],
         "methods": methods,

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from .._io import atomic_write_json, progress
-from ..config import HubPaths
+from ..config import HubPaths, resolve_hub
 from ..errors import NotBuiltError, StoreError
 from . import sources as _sources  # noqa: F401 - registers the built-in sources
 from .config import CorpusConfig
@@ -49,8 +49,8 @@ class CorpusLayout:
     root: Path
 
     @classmethod
-    def of(cls, hub_dir: Path) -> CorpusLayout:
-        return cls(HubPaths(Path(hub_dir)).corpus)
+    def of(cls, hub_dir: str | Path | None) -> CorpusLayout:
+        return cls(HubPaths(resolve_hub(hub_dir)).corpus)
 
     @property
     def packs(self) -> Path:
@@ -275,7 +275,7 @@ def import_tables(layout: CorpusLayout) -> tuple[list[RecordTable], list[str]]:
     return tables, names
 
 
-def build(hub_dir: Path, cfg: CorpusConfig | None = None) -> BuildReport:
+def build(hub_dir: str | Path | None, cfg: CorpusConfig | None = None) -> BuildReport:
     """Build (or bring up to date) the corpus of ``hub_dir`` from the installed sources."""
     cfg = cfg or CorpusConfig()
     layout = CorpusLayout.of(hub_dir)

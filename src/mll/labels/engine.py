@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import resolve_hub
 from ..errors import InvalidParameterError, NotBuiltError
 from .stats import expert_stats, vlm_stats
 from .store import LabelStore, Outputs
@@ -38,7 +39,7 @@ class LabelReport:
         return asdict(self)
 
 
-def label_hub(hub_dir: str | Path, *, models: list[str] | None = None, db: str | None = None,
+def label_hub(hub_dir: str | Path | None, *, models: list[str] | None = None, db: str | None = None,
               executor: str = "local", batch: int = 256, address: str | None = None,
               show_progress: bool | None = None) -> LabelReport:
     """Label what is missing for ``models`` (default: every model in the hub)."""
@@ -49,7 +50,7 @@ def label_hub(hub_dir: str | Path, *, models: list[str] | None = None, db: str |
 
     if batch < 1:
         raise InvalidParameterError(f"batch must be a positive number of images, got {batch}")
-    hub_dir = Path(hub_dir)
+    hub_dir = resolve_hub(hub_dir)
     start = time.perf_counter()
     with Hub.open(hub_dir, db=db, create=False) as hub:  # nothing to label: build nothing
         if not hub.list():

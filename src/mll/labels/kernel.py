@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 import time
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
+from ..config import resolve_hub
 from .store import LabelStore, Outputs
 
 logger = logging.getLogger(__name__)
@@ -49,5 +49,5 @@ def label_shard(hub_dir: str, db: str | None, model_id: str, image_ids: list[str
     info, adapter = _model(hub_dir, db, corpus_version, model_id)
     values = model_outputs(adapter, image_ids, hub.features, corpus.load)
     outputs = Outputs.from_dense(image_ids, values, info.kind)
-    path = LabelStore(Path(hub_dir)).write_shard(info.content_hash, outputs)
+    path = LabelStore(resolve_hub(hub_dir)).write_shard(info.content_hash, outputs)
     return str(path), time.perf_counter() - start

@@ -6,11 +6,15 @@ agree on one representation.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from .errors import InvalidParameterError
+from .errors import InvalidParameterError, LimitExceededError, MLLError
+from .limits import Limits
+from .limits import check as check_limit
+from .limits import current as current_limits
 
 
 def to_rgb(img: np.ndarray) -> np.ndarray:
@@ -45,15 +49,75 @@ def resize(img: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(img).resize((w, h), Image.BILINEAR))
 
 
-def load_image_file(path: str | Path) -> np.ndarray:
-    """Decode an image file into the shared representation; clear error on bad files."""
-    from PIL import Image, UnidentifiedImageError
+def load_image_file(path: str | Path, limits: Limits | None = None) -> np.ndarray:
+    """Decode an image file into the shared representation; clear error on bad or huge files.
 
+    Images come from users and shared folders, so the file size and the pixel count (read from the
+    header, before anything is decoded) are checked against :mod:`mll.limits` first: a small PNG
+    can declare 30000x30000 pixels. Deeper-than-8-bit images are scaled to 8 bit by their range.
+    """
+    from PIL import Image
+
+    path = Path(path)
+    limits = limits or current_limits()
+    if not path.is_file():
+        raise InvalidParameterError(f"{path}: not a readable image (not a regular file)")
+    check_limit(f"{path}: file size in bytes", path.stat().st_size, "max_image_bytes", limits)
     try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode in ("L", "I;16", "I", "F", "1"):
-                return np.asarray(im.convert("L"))
-            return to_rgb(np.asarray(im.convert("RGBA")))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InvalidParameterError(f"{path}: not a readable image ({exc})") from None
+        with warnings.catch_warnings():
+            # mll checks the pixel count itself (below), against the operator's limit
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                width, height = im.size
+                check_limit(f"{path}: {width}x{height} image, pixel count", width * height,
+                            "max_image_pixels", limits)
+                im.load()
+                return _to_array(im)
+    except MLLError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise LimitExceededError(f"{path}: image refused before decoding ({exc})") from None
+    except MemoryError:
+        raise LimitExceededError(f"{path}: not enough memory to decode this image") from None
+    except Exception as exc:  # noqa: BLE001 - decoders of hostile bytes fail in many ways
+        raise InvalidParameterError(f"{path}: not a readable image "
+                                    f"({type(exc).__name__}: {exc})") from None
+
+
+def _to_array(im) -> np.ndarray:
+    """A decoded Pillow image as uint8 gray or RGB; 16- and 32-bit gray scaled, not clipped."""
+    if im.mode in ("L", "1"):
+        return np.asarray(im.convert("L"))
+    if im.mode.startswith("I") or im.mode == "F":
+        return _scale_to_8bit(np.asarray(im), _source_bits(im))
+    return to_rgb(np.asarray(im.convert("RGBA")))
+
+
+def _source_bits(im) -> int | None:
+    """Bits per sample the file stored, when its decoder says (16 for I;16 PNG, TIFF, PGM)."""
+    if "16" in im.mode:
+        return 16
+    raw = [t.args for t in getattr(im, "tile", None) or []]
+    if any(isinstance(a, str) and "16" in a for a in raw) or im.format in ("PPM", "PGM"):
+        return 16
+    return None
+
+
+def _scale_to_8bit(values: np.ndarray, bits: int | None) -> np.ndarray:
+    """Map samples to 0..255 by their type's range.
+
+    ``bits`` is the stored depth when known; otherwise the smallest of 8, 16 or 32 bits that holds
+    the largest value is assumed, and floats within [0, 1] are taken as fractions of white.
+    """
+    v = values.astype(np.float64)
+    if v.size == 0:
+        return v.astype(np.uint8)
+    v = np.where(np.isfinite(v), v, 0.0)
+    top = float(v.max())
+    if bits is not None:
+        full = 2.0**bits - 1
+    elif values.dtype.kind == "f" and top <= 1.0:
+        full = 1.0
+    else:
+        full = next(2.0**b - 1 for b in (8, 16, 32, 64) if top <= 2.0**b - 1)
+    return np.clip(v * (255.0 / full) + 0.5, 0, 255).astype(np.uint8)

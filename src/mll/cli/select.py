@@ -80,10 +80,18 @@ def method_params(method: str, k: int | None, alpha: float | None, budget: str |
         if not m:
             raise InvalidParameterError(f"--budget {budget!r}: give a model count ('3') or "
                                         "milliseconds per image ('40ms')")
+        value = float(m.group(1))
+        if value <= 0:
+            raise InvalidParameterError(f"--budget {budget!r} leaves no model to load; give at "
+                                        "least one model ('1') or a positive time ('40ms'), or "
+                                        "drop --budget for no limit")
         if m.group(2):
-            params["budget_ms"] = float(m.group(1))
+            params["budget_ms"] = value
+        elif not value.is_integer():
+            raise InvalidParameterError(f"--budget {budget!r}: a model count is a whole number; "
+                                        "for milliseconds per image add 'ms'")
         else:
-            params["budget_models"] = int(float(m.group(1)))
+            params["budget_models"] = int(value)
     make_selector(method, **params).validate_params()  # before any hub is opened
     return params
 
@@ -145,20 +153,25 @@ def solve(classes, classes_file, domain, method, k, alpha, budget, db, images_di
           save, hub, as_json) -> None:
     """Select, assemble one predictor, and predict every image under a folder."""
     from ..reuse import solve as run_solve
+    from ..reuse.solve import check_output_paths
 
     task = make_task(classes, classes_file, domain)
     params = method_params(method, k, alpha, budget)
+    check_output_paths({"--out": out_csv, "--report": report, "--save": save})
     table = _table(hub, db)
     result = run_solve(table, task, images_dir, method=method, params=params, out_csv=out_csv,
                        report=report, save=save)
+    for s in result.skipped:  # stderr in both modes, so --json output stays one document
+        click.echo(f"skipped {s['path']}: {s['reason']}", err=True)
+    if result.skipped:
+        click.echo(f"{len(result.skipped)} file(s) skipped, {len(result.paths)} predicted",
+                   err=True)
     if as_json:
         emit_json(result.to_dict())
         return
     _print_selection(result.selection)
     acc = "" if result.accuracy is None else f"; measured accuracy {result.accuracy:.3f}"
     click.echo(f"predicted {len(result.paths)} images ({len(result.skipped)} skipped){acc}")
-    for s in result.skipped:
-        click.echo(f"  skipped {s['path']}: {s['reason']}", err=True)
     for label, path in (("predictions", out_csv), ("report", report), ("predictor", save)):
         if path:
             click.echo(f"{label}: {path}")

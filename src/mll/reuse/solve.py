@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +73,55 @@ def find_images(root: Path) -> tuple[list[Path], list[dict]]:
     return files, skipped
 
 
+def read_images(files: list[Path]) -> tuple[list[np.ndarray], list[Path], list[dict]]:
+    """Decode every file; unreadable or oversized ones become ``{"path", "reason"}`` entries.
+
+    One bad file (a decompression bomb, a truncated JPEG) must not cost the predictions for the
+    rest of the folder.
+    """
+    images, kept, skipped = [], [], []
+    for f in files:
+        try:
+            images.append(load_image_file(f))
+            kept.append(f)
+        except InvalidParameterError as exc:
+            skipped.append({"path": str(f), "reason": str(exc).removeprefix(f"{f}: ")})
+    return images, kept, skipped
+
+
+def check_output_paths(outputs: dict[str, str | Path | None]) -> None:
+    """Refuse output paths that could not be written, before any prediction work is spent.
+
+    ``outputs`` maps an option name (``--out``) to its path or None. Each path must name a file
+    (not a directory) in an existing directory where a file can be created: the writers create a
+    temporary file beside the target and rename it, so that is exactly what is probed (and
+    removed); write permission bits alone mislead when running as root or on /proc-like mounts.
+    """
+    seen: dict[Path, str] = {}
+    for option, raw in outputs.items():
+        if raw is None or raw == "":
+            continue
+        path = Path(raw).expanduser()
+        if path.is_dir():
+            raise InvalidParameterError(f"{option} {path} is a directory; give a file name")
+        parent = path.parent
+        if not parent.is_dir():
+            raise InvalidParameterError(f"{option} {path}: directory {parent} does not exist; "
+                                        "create it first")
+        try:
+            fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=parent)
+        except OSError as exc:
+            raise InvalidParameterError(f"{option} {path}: cannot create files in {parent} "
+                                        f"({exc.strerror or exc})") from None
+        os.close(fd)
+        os.unlink(probe)
+        key = path.resolve()
+        if key in seen:
+            raise InvalidParameterError(f"{option} and {seen[key]} both name {path}; give "
+                                        "each output its own file")
+        seen[key] = option
+
+
 def folder_truth(root: Path, files: list[Path], classes: list[str]) -> list[int] | None:
     """Class index per file when every top-level folder is one of the class names."""
     key = {split_words(c).replace("-", " "): i for i, c in enumerate(classes)}
@@ -89,24 +140,28 @@ def folder_truth(root: Path, files: list[Path], classes: list[str]) -> list[int]
 def solve(table, task, images_dir: str | Path, *, method: str = "chco", params: dict | None = None,
           out_csv: str | Path | None = None, report: str | Path | None = None,
           save: str | Path | None = None, batch_size: int = 32) -> SolveResult:
-    """Select with ``method`` from the fitted ``LabelTable``, then predict every image."""
+    """Select with ``method`` from the fitted ``LabelTable``, then predict every image.
+
+    Output paths are checked first; unreadable or oversized images are skipped with their reason
+    (``result.skipped``) while the rest are predicted.
+    """
     from ..selection import make_selector
 
+    check_output_paths({"--out": out_csv, "--report": report, "--save": save})
     root = Path(images_dir)
     files, skipped = find_images(root)
+    if not files:
+        raise InvalidParameterError(f"no image files under {root} (looked for "
+                                    f"{', '.join(sorted(IMAGE_SUFFIXES))})")
+    images, kept, unreadable = read_images(files)
+    skipped += unreadable
+    if not kept:
+        raise InvalidParameterError(f"none of the {len(files)} image files under {root} could be "
+                                    f"read; {unreadable[0]['path']}: {unreadable[0]['reason']}")
     start = time.perf_counter()
     selection = make_selector(method, **(params or {})).fit(table).select(task)
     t_select = time.perf_counter() - start
     predictor = TaskPredictor.from_selection(selection, table.hub)
-    images, kept = [], []
-    for f in files:
-        try:
-            images.append(load_image_file(f))
-            kept.append(f)
-        except InvalidParameterError as exc:
-            skipped.append({"path": str(f), "reason": str(exc)})
-    if not kept:
-        raise InvalidParameterError(f"no readable images under {root}")
     start = time.perf_counter()
     proba = predictor.predict_proba(images, batch_size)
     t_predict = time.perf_counter() - start

@@ -1,7 +1,13 @@
-"""Names for the identifiers that flow between stages."""
+"""The WordNet node id every stage exchanges, and the one rule that recognises it."""
 
-from typing import NewType
+from __future__ import annotations
 
-Wnid = NewType("Wnid", str)  # WordNet noun synset id, e.g. "n02084071" (ImageNet's convention)
-ModelId = NewType("ModelId", str)  # hub model id: a prefix of the model's content hash
-Digest = NewType("Digest", str)  # hex sha256 of an artifact's bytes
+import re
+
+# "n" plus the synset's 8-digit offset in WordNet 3.0's data.noun (ImageNet's convention)
+WNID = re.compile(r"^n\d{8}$")
+
+
+def is_wnid(value: object) -> bool:
+    """Whether ``value`` is a WordNet noun id such as ``n02084071``."""
+    return isinstance(value, str) and WNID.match(value) is not None

@@ -251,15 +251,17 @@ def families_(as_json: bool) -> None:
 @json_option
 def verify(hub: Path, db: str | None, as_json: bool) -> None:
     """Re-hash every model's artifact and read every label's files; exit 2 naming damaged ones."""
-    from ..errors import ArtifactIntegrityError, StoreError
+    from ..errors import MLLError, StoreError
+    from ..hub import families
 
     bad = []
     with _open(hub, db) as h:
         infos = h.list()
         for info in infos:
-            try:
-                h.artifacts.get(info.artifact_digest)
-            except ArtifactIntegrityError as exc:
+            try:  # the hash, then what the family checks in the file (ONNX: self-contained)
+                path = h.artifacts.get(info.artifact_digest)
+                families.get(info.family).check_artifact(path, info.config)
+            except MLLError as exc:
                 bad.append({"id": info.id, "error": str(exc)})
         bad_labels = _damaged_labels(h.root, infos)
     if as_json:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._io import atomic_write_json, progress
+from .._types import is_wnid
 from ..config import HubPaths, resolve_hub
 from ..errors import InvalidParameterError, NotBuiltError
 from ..graph.graph import SemanticGraph
@@ -44,7 +45,6 @@ logger = logging.getLogger(__name__)
 
 IMPORT_ROLES = ("sample", "eval")
 MAX_SIDE = 512  # larger pictures are shrunk: every model resizes to ~224 px anyway
-_WNID = re.compile(r"^n\d{8}$")
 _TASK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 Resolver = Callable[[Sequence[str]], list[str | None]]
@@ -88,7 +88,7 @@ def resolve_folders(names: Sequence[str], graph_has: Callable[[str], bool],
     out: dict[str, str | None] = {}
     to_match = []
     for name in names:
-        if _WNID.match(name):
+        if is_wnid(name):
             out[name] = name if graph_has(name) else None
         else:
             to_match.append(name)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_path, atomic_write_json
+from .._types import is_wnid
 from ..errors import (
     InvalidParameterError,
     MissingDependencyError,
@@ -36,7 +37,6 @@ LEXNAMES = {3: "noun.Tops", 4: "noun.act", 5: "noun.animal", 6: "noun.artifact",
             19: "noun.phenomenon", 20: "noun.plant", 21: "noun.possession", 22: "noun.process",
             23: "noun.quantity", 24: "noun.relation", 25: "noun.shape", 26: "noun.state",
             27: "noun.substance", 28: "noun.time"}
-_WNID = re.compile(r"^n\d{8}$")
 _SUFFIXES = (("ses", "s"), ("xes", "x"), ("zes", "z"), ("ches", "ch"), ("shes", "sh"),
              ("men", "man"), ("ies", "y"), ("s", ""))
 
@@ -203,7 +203,7 @@ class SemanticGraph:
         return f"n{int(self.offsets[i]):08d}"
 
     def index(self, wnid: str) -> int:
-        if not isinstance(wnid, str) or not _WNID.match(wnid):
+        if not is_wnid(wnid):
             raise InvalidParameterError(f"expected a wnid like 'n02084071', got {wnid!r}")
         i = int(np.searchsorted(self.offsets, int(wnid[1:])))
         if i >= len(self.offsets) or self.offsets[i] != int(wnid[1:]):
@@ -363,7 +363,7 @@ class SemanticGraph:
         term = term.strip()
         if not term:
             raise InvalidParameterError("empty term; give a word, a synset name or a wnid")
-        if _WNID.match(term):
+        if is_wnid(term):
             self.index(term)
             return term
         synset = re.match(r"^(.+)\.n\.(\d+)$", term)

@@ -13,7 +13,6 @@ import fcntl
 import hashlib
 import json
 import logging
-import re
 import shutil
 import tempfile
 import time
@@ -27,11 +26,13 @@ from typing import IO, Any
 import numpy as np
 
 from .._io import sha256_file
+from .._types import is_wnid
 from ..classfile import read_class_file
 from ..config import HubPaths, resolve_db, resolve_hub
 from ..errors import (
     ArtifactIntegrityError,
     InvalidParameterError,
+    MLLError,
     MLLWarning,
     NotBuiltError,
     UnknownNameError,
@@ -47,7 +48,6 @@ from .store import ClassRow, ModelRow, Store
 logger = logging.getLogger(__name__)
 
 ID_LENGTH = 12
-_WNID = re.compile(r"^n\d{8}$")
 
 
 def read_classes(path: str | Path) -> list[tuple[str, str | None]]:
@@ -70,7 +70,7 @@ def _check_class_names(rows: list[tuple[str, str | None]]) -> None:
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise InvalidParameterError(f"duplicate class names {dup}; every head class needs its own")
-    bad = [w for _, w in rows if w is not None and not _WNID.match(w)]
+    bad = [w for _, w in rows if w is not None and not is_wnid(w)]
     if bad:
         raise InvalidParameterError(f"pinned nodes must be wnids like n02084071, got {bad}")
 
@@ -91,7 +91,14 @@ def check_outputs(adapter: Adapter, n_classes: int | None) -> float:
     """
     images = probe_images()
     run = adapter.predict_proba if isinstance(adapter, Expert) else adapter.encode_images
-    first = run(images)
+    try:
+        first = run(images)
+    except MLLError:
+        raise
+    except (RuntimeError, ValueError, TypeError, IndexError, ArithmeticError) as exc:
+        # the model's own code or graph failing on ordinary images is a property of the upload
+        raise InvalidParameterError(f"the model fails on {len(images)} probe images "
+                                    f"({type(exc).__name__}: {_first_line(exc)})") from None
     timings = []
     for _ in range(3):  # best of three: these machines are shared and timings jitter
         start = time.perf_counter()
@@ -99,25 +106,41 @@ def check_outputs(adapter: Adapter, n_classes: int | None) -> float:
         timings.append(time.perf_counter() - start)
     latency = 1000 * min(timings) / len(images)
     if isinstance(adapter, Expert):
-        _check_expert_outputs(first, n_classes)
+        _check_expert_outputs(first, n_classes, len(images))
     else:
-        _check_vlm_outputs(adapter, first)
+        _check_vlm_outputs(adapter, first, len(images))
     return round(latency, 3)
 
 
-def _check_expert_outputs(probs: np.ndarray, n_classes: int | None) -> None:
-    if probs.ndim != 2 or probs.shape[1] != n_classes:
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _check_expert_outputs(probs: np.ndarray, n_classes: int | None, n_images: int) -> None:
+    """One row of ``n_classes`` probabilities per image, or an error saying what came instead."""
+    probs = np.asarray(probs)
+    if probs.ndim != 2 or probs.shape[0] != n_images:
         raise InvalidParameterError(
-            f"the model outputs {probs.shape[1] if probs.ndim == 2 else probs.shape} scores per "
-            f"image but {n_classes} classes were declared")
+            f"the model outputs shape {probs.shape} for {n_images} images; an expert must "
+            f"output one row of {n_classes} class scores per image")
+    if probs.shape[1] != n_classes:
+        raise InvalidParameterError(
+            f"the model outputs {probs.shape[1]} scores per image but {n_classes} classes were "
+            "declared")
     if not np.all(np.isfinite(probs)) or not np.allclose(probs.sum(axis=1), 1, atol=1e-3):
         raise InvalidParameterError("the model's probabilities are not finite or do not sum to 1 "
                                     "(for an ONNX model ending in softmax pass outputs=probabilities)")
 
 
-def _check_vlm_outputs(vlm, image_emb: np.ndarray) -> None:
-    text_emb = vlm.encode_texts(["a photo of a dog", "a shoe"])
-    if image_emb.ndim != 2 or text_emb.ndim != 2 or image_emb.shape[1] != text_emb.shape[1]:
+def _check_vlm_outputs(vlm, image_emb: np.ndarray, n_images: int) -> None:
+    """One unit-length embedding per image, in the space of the text embeddings."""
+    image_emb = np.asarray(image_emb)
+    text_emb = np.asarray(vlm.encode_texts(["a photo of a dog", "a shoe"]))
+    if image_emb.ndim != 2 or image_emb.shape[0] != n_images:
+        raise InvalidParameterError(f"the model outputs shape {image_emb.shape} for {n_images} "
+                                    "images; a VLM must output one embedding per image")
+    if text_emb.ndim != 2 or text_emb.shape[0] != 2 or image_emb.shape[1] != text_emb.shape[1]:
         raise InvalidParameterError(f"image embeddings {image_emb.shape} and text embeddings "
                                     f"{text_emb.shape} do not share one space")
     for what, emb in (("image", image_emb), ("text", text_emb)):
@@ -417,7 +440,7 @@ class Hub:
         return open_graph(self.root, build=False)
 
     def _check_wnids(self, wnids: list[str]) -> None:
-        bad = [w for w in wnids if not _WNID.match(w)]
+        bad = [w for w in wnids if not is_wnid(w)]
         if bad:
             raise InvalidParameterError(f"nodes must be wnids like n02084071, got {bad}")
         graph = self._graph() if wnids else None

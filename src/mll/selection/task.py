@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import re
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import limits
+from .._types import is_wnid
 from ..classfile import read_class_file
-from ..errors import InvalidParameterError, MLLWarning
+from ..errors import InvalidParameterError
 from ..graph.match import split_words
-
-_WNID = re.compile(r"^n\d{8}$")
 
 
 @dataclass(frozen=True)
@@ -50,7 +48,7 @@ class Task:
         for c, w in pinned.items():
             if c not in classes:
                 raise InvalidParameterError(f"pinned class {c!r} is not among the task's classes")
-            if not _WNID.match(w):
+            if not is_wnid(w):
                 raise InvalidParameterError(f"class {c!r} pinned to {w!r}, which is not a wnid "
                                             "like n02084071")
         return cls(tuple(classes), domain.strip(), pinned, name)
@@ -63,5 +61,3 @@ class Task:
                           pinned={name: wnid for name, wnid in rows if wnid},
                           name=Path(path).stem)
 
-    def warn(self, message: str) -> None:
-        warnings.warn(message, MLLWarning, stacklevel=3)

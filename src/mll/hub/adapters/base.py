@@ -149,6 +149,12 @@ class Adapter:
                       classes: Sequence[str] = ()) -> Adapter:
         raise NotImplementedError
 
+    @classmethod
+    def check_artifact(cls, path: Path, config: dict[str, Any]) -> None:
+        """Re-check a stored artifact's content beyond its hash (``hub verify``); raise an
+        :class:`~mll.errors.MLLError` naming the problem. Families whose checks live in
+        ``from_artifact`` need nothing more."""
+
     def _backbone_features(self, images: Sequence[np.ndarray],
                            batch_size: int | None) -> np.ndarray:
         from ..backbones import FORWARD_BATCH, get_backbone

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..errors import MLLError
 from ..labels import label_hub
 from ..labels.executors import executors
 from ._options import emit_json, hub_option, json_option
@@ -24,17 +25,27 @@ from ._options import emit_json, hub_option, json_option
 @json_option
 def command(models: tuple[str, ...], executor: str, address: str | None, batch: int,
             db: str | None, hub: Path, as_json: bool) -> None:
-    """Label what is missing (interrupted runs resume where they stopped)."""
+    """Label what is missing (interrupted runs resume where they stopped).
+
+    A model that fails is named on stderr with its reason and fix while the others are labelled;
+    the run then exits 2 so scripts notice.
+    """
     report = label_hub(hub, models=list(models) or None, db=db, executor=executor, batch=batch,
                        address=address)
     if as_json:
         emit_json(report.to_dict())
-        return
-    click.echo(f"labelled {len(report.models_labelled)} model(s), "
-               f"{len(report.models_up_to_date)} already up to date; "
-               f"{report.outputs_computed} outputs computed on {report.images} sample images "
-               f"in {report.seconds:.1f}s")
-    for mid, s in report.per_model.items():
-        acc = s.get("mean_accuracy_own_classes", s.get("zero_shot_accuracy"))
-        click.echo(f"  {mid}  {s['kind']:6} nodes covered {s['nodes_covered']:5}  "
-                   f"accuracy {acc if acc is not None else '-'}  {s['bytes'] / 1024:.0f} KiB")
+    else:
+        click.echo(f"labelled {len(report.models_labelled)} model(s), "
+                   f"{len(report.models_up_to_date)} already up to date; "
+                   f"{report.outputs_computed} outputs computed on {report.images} sample images "
+                   f"in {report.seconds:.1f}s")
+        for mid, s in report.per_model.items():
+            acc = s.get("mean_accuracy_own_classes", s.get("zero_shot_accuracy"))
+            click.echo(f"  {mid}  {s['kind']:6} nodes covered {s['nodes_covered']:5}  "
+                       f"accuracy {acc if acc is not None else '-'}  {s['bytes'] / 1024:.0f} KiB")
+    for f in report.failed:
+        click.echo(f"failed {f['model_id']} ({f['name']}): {f['reason']}; {f['fix']}", err=True)
+    if report.failed:
+        ids = ", ".join(f["model_id"] for f in report.failed)
+        raise MLLError(f"{len(report.failed)} model(s) could not be labelled ({ids}); the "
+                       f"other {len(report.models_labelled)} were labelled")

@@ -3,7 +3,8 @@
 ``label_hub`` works out, per model, which sample images have no output yet (from published labels
 and shards), runs only those through the executor, then publishes the label for the current graph
 and corpus versions. Backbone-sharing models reuse the feature cache, so the expensive forward pass
-happens once per image for the whole hub.
+happens once per image for the whole hub. A model that fails anywhere along the way is listed in
+``LabelReport.failed`` with its reason and how to fix it; the others are labelled regardless.
 """
 
 from __future__ import annotations
@@ -34,6 +35,15 @@ class LabelReport:
     seconds: float = 0.0
     executor: str = "local"
     per_model: dict[str, dict] = field(default_factory=dict)
+    #: ``{"model_id", "name", "reason", "fix"}`` per model that could not be labelled
+    failed: list[dict[str, str]] = field(default_factory=list)
+
+    def fail(self, info, reason: str) -> None:
+        """Record that ``info``'s model failed, with what the user can do about it."""
+        self.failed.append({
+            "model_id": info.id, "name": info.name, "reason": reason,
+            "fix": f"repair or re-add the model and run 'mll label --model {info.id}', or remove "
+                   f"it with 'mll hub remove {info.id}'"})
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -46,7 +56,7 @@ def label_hub(hub_dir: str | Path | None, *, models: list[str] | None = None, db
     from ..corpus import Corpus
     from ..graph import open_graph
     from ..hub import Hub
-    from .executors import get_executor
+    from .executors import failure_reason, get_executor
 
     if batch < 1:
         raise InvalidParameterError(f"batch must be a positive number of images, got {batch}")
@@ -69,19 +79,30 @@ def label_hub(hub_dir: str | Path | None, *, models: list[str] | None = None, db
             if store.is_published(info.content_hash, graph.version, corpus.version):
                 report.models_up_to_date.append(info.id)
                 continue
-            have = set()
-            for out in store.known_outputs(info.content_hash):
-                have.update(out.id_list())
+            try:
+                have = set()
+                for out in store.known_outputs(info.content_hash):
+                    have.update(out.id_list())
+            except Exception as exc:  # noqa: BLE001 - a damaged shard fails its model only
+                report.fail(info, failure_reason(exc))
+                continue
             missing = [i for i in sample_ids if i not in have]
             todo.append((info, missing))
         jobs = [(info.id, missing[i: i + batch]) for info, missing in todo
                 for i in range(0, len(missing), batch)]
-        report.outputs_computed = sum(len(ids) for _, ids in jobs)
         run = get_executor(executor, address=address)
-        seconds = run(str(hub_dir), db, jobs, show_progress, corpus.version)
+        seconds, failed = run(str(hub_dir), db, jobs, show_progress, corpus.version)
+        report.outputs_computed = sum(len(ids) for mid, ids in jobs if mid not in failed)
         for info, _ in todo:
-            summary = publish_label(store, graph, corpus, samples, hub, info,
-                                    round(seconds.get(info.id, 0.0), 3))
+            if info.id in failed:
+                report.fail(info, failed[info.id])
+                continue
+            try:
+                summary = publish_label(store, graph, corpus, samples, hub, info,
+                                        round(seconds.get(info.id, 0.0), 3))
+            except Exception as exc:  # noqa: BLE001 - e.g. a VLM whose text tower fails
+                report.fail(info, failure_reason(exc))
+                continue
             report.models_labelled.append(info.id)
             report.per_model[info.id] = summary
     report.seconds = round(time.perf_counter() - start, 3)

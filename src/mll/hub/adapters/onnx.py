@@ -204,7 +204,11 @@ class OnnxExpert(Expert):
         """What ``pack`` checks, again, on a stored file (``hub verify``, loading a predictor)."""
         proto = _read_model(path)
         _, dims = _graph_input(proto)
-        spec = InputSpec.from_dict(config["input_spec"])
+        try:
+            spec = InputSpec.from_dict(config["input_spec"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidParameterError(f"the ONNX model's stored config has no valid input_spec "
+                                        f"({type(exc).__name__}: {exc})") from None
         check_limit("the ONNX model's image input side", spec.size, "max_input_side")
         _input_spec(dims, {"input_size": spec.size, "channels": spec.channels,
                            "mean": spec.mean, "std": spec.std})

@@ -71,8 +71,9 @@ def load_image_file(path: str | Path, limits: Limits | None = None) -> np.ndarra
                 width, height = im.size
                 check_limit(f"{path}: {width}x{height} image, pixel count", width * height,
                             "max_image_pixels", limits)
+                bits = _source_bits(im)  # before load(), which drops the decoder's tile list
                 im.load()
-                return _to_array(im)
+                return _to_array(im, bits)
     except MLLError:
         raise
     except Image.DecompressionBombError as exc:
@@ -84,12 +85,12 @@ def load_image_file(path: str | Path, limits: Limits | None = None) -> np.ndarra
                                     f"({type(exc).__name__}: {exc})") from None
 
 
-def _to_array(im) -> np.ndarray:
+def _to_array(im, bits: int | None) -> np.ndarray:
     """A decoded Pillow image as uint8 gray or RGB; 16- and 32-bit gray scaled, not clipped."""
     if im.mode in ("L", "1"):
         return np.asarray(im.convert("L"))
     if im.mode.startswith("I") or im.mode == "F":
-        return _scale_to_8bit(np.asarray(im), _source_bits(im))
+        return _scale_to_8bit(np.asarray(im), bits)
     return to_rgb(np.asarray(im.convert("RGBA")))
 
 
@@ -107,7 +108,8 @@ def _scale_to_8bit(values: np.ndarray, bits: int | None) -> np.ndarray:
     """Map samples to 0..255 by their type's range.
 
     ``bits`` is the stored depth when known; otherwise the smallest of 8, 16 or 32 bits that holds
-    the largest value is assumed, and floats within [0, 1] are taken as fractions of white.
+    the largest value is assumed (beyond 32 bits, the largest value is white), and floats within
+    [0, 1] are taken as fractions of white.
     """
     v = values.astype(np.float64)
     if v.size == 0:
@@ -119,5 +121,5 @@ def _scale_to_8bit(values: np.ndarray, bits: int | None) -> np.ndarray:
     elif values.dtype.kind == "f" and top <= 1.0:
         full = 1.0
     else:
-        full = next(2.0**b - 1 for b in (8, 16, 32, 64) if top <= 2.0**b - 1)
+        full = next((2.0**b - 1 for b in (8, 16, 32) if top <= 2.0**b - 1), max(top, 1.0))
     return np.clip(v * (255.0 / full) + 0.5, 0, 255).astype(np.uint8)

@@ -68,7 +68,10 @@ def test_families_and_verify(run, onnx_file, classes_file, tmp_path):
     (["hub", "map", "abcd", "--set", "novalue"], "CLASS=WNID"),
 ])
 def test_user_errors_are_one_line_with_exit_2(tmp_path, monkeypatch, capsys, args, message):
+    from mll.hub import Hub
+
     monkeypatch.setenv("MLL_HUB", str(tmp_path / "hub"))
+    Hub.open(tmp_path / "hub").close()  # an existing, empty hub: reading commands need one
     assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err and err.startswith("Error: ") and len(err.strip().splitlines()) == 1

@@ -6,6 +6,7 @@ Every image is written here, byte by byte where Pillow cannot produce it (a PNG 
 
 from __future__ import annotations
 
+import json
 import struct
 import zlib
 from pathlib import Path
@@ -198,3 +199,27 @@ def test_non_positive_budget_is_refused(tmp_path, capsys, budget):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith(f"Error: --budget '{budget}'")
     assert not (tmp_path / "hub").exists()
+
+
+@contract("images", "mll solve over a folder holding a 30000x30000 PNG and a 16-bit PNG",
+          "the bomb is skipped (one stderr line, a count, listed under 'skipped' in --json); "
+          "every other image is predicted")
+@pytest.mark.slow
+def test_solve_cli_skips_a_bomb_and_predicts_the_rest(starter_hub, tmp_path, capsys):
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(3):
+        _gray(images / f"gray{i}.png", 60 * i, side=28)
+    _bomb(images / "bomb.png", 30000)
+    _png16(images / "deep.png", np.full((28, 28), 40000, dtype=np.uint16))
+    code = main(["solve", "--hub", str(starter_hub), "--classes", "sandal,sneaker,ankle boot",
+                 "--images", str(images), "--out", str(tmp_path / "p.csv"), "--json"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    doc = json.loads(out.out)
+    assert doc["images"] == 4
+    assert [Path(s["path"]).name for s in doc["skipped"]] == ["bomb.png"]
+    err = out.err.strip().splitlines()
+    assert any(line.startswith(f"skipped {images / 'bomb.png'}: ") for line in err)
+    assert "1 file(s) skipped, 4 predicted" in err
+    assert (tmp_path / "p.csv").read_text().count("\n") == 5

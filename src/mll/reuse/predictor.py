@@ -152,7 +152,7 @@ def load_predictor(path: str | Path, workdir: str | Path | None = None,
         raise InvalidParameterError(f"{path} does not exist or is not a file")
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
         raise InvalidParameterError(f"{path} is not a saved mll predictor (expected a zip: "
                                     f"{exc})") from None
     with zf:

@@ -348,7 +348,6 @@ class Hub:
         fcntl.flock(owner, fcntl.LOCK_EX)
         return workdir, owner
 
-
     @staticmethod
     def _family(model: Any, family: str | None) -> str:
         if family:

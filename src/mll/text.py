@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -78,21 +79,56 @@ def get_text_encoder(name: str = DEFAULT_ENCODER) -> TextEncoder:
 _instances: dict[str, TextEncoder] = {}
 
 
+def _can_write(path: Path) -> bool:
+    """Whether the cache file can be created or written here (its directory made if needed)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
+
+
+def _read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection to the cache (``immutable`` when WAL's shared-memory file cannot
+    be created beside it); an empty in-memory database when there is no file."""
+    from urllib.parse import quote
+
+    if not path.is_file():
+        return sqlite3.connect(":memory:")
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    try:
+        con = sqlite3.connect(uri, uri=True)
+        con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return con
+    except sqlite3.Error:
+        return sqlite3.connect(uri + "&immutable=1", uri=True)
+
+
+def _has_table(con: sqlite3.Connection) -> bool:
+    return con.execute("SELECT 1 FROM sqlite_master WHERE name = 'emb'").fetchone() is not None
+
+
 class EmbeddingCache:
     """Embeddings on disk (SQLite, float16), keyed by (encoder id, sha1 of the text).
 
-    Wraps an encoder: ``cache.encode(texts)`` embeds only what it has not seen before.
+    Wraps an encoder: ``cache.encode(texts)`` embeds only what it has not seen before. In a hub
+    this process may not write (a read-only mount) the file is only read and new embeddings are
+    kept in memory, so reading commands still work there.
     """
 
     def __init__(self, path: Path, encoder: TextEncoder) -> None:
         self.path, self.encoder = Path(path), encoder
         self.id, self.dim = encoder.id, encoder.dim
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.read_only = not _can_write(self.path)
+        if self.read_only:
+            return
         with self._connect() as con:
             con.execute("CREATE TABLE IF NOT EXISTS emb (encoder TEXT, key BLOB, vec BLOB, "
                         "PRIMARY KEY (encoder, key))")
 
     def _connect(self) -> sqlite3.Connection:
+        if self.read_only:
+            return _read_only(self.path)
         con = sqlite3.connect(self.path, timeout=60)
         con.execute("PRAGMA journal_mode=WAL")
         return con
@@ -107,7 +143,11 @@ class EmbeddingCache:
         keys = [self._key(t) for t in texts]
         found: dict[bytes, np.ndarray] = {}
         with self._connect() as con:
-            for start in range(0, len(keys), 900):
+            if self.read_only and not _has_table(con):
+                keys_to_read: list[bytes] = []
+            else:
+                keys_to_read = keys
+            for start in range(0, len(keys_to_read), 900):
                 part = list(set(keys[start: start + 900]))
                 rows = con.execute(
                     f"SELECT key, vec FROM emb WHERE encoder=? AND key IN ({','.join('?' * len(part))})",
@@ -122,8 +162,9 @@ class EmbeddingCache:
                                   total=len(missing), weight=len):
                 vecs = self.encoder.encode(batch).astype(np.float16)
                 rows = [(self.id, self._key(t), v.tobytes()) for t, v in zip(batch, vecs, strict=True)]
-                with self._connect() as con:
-                    con.executemany("INSERT OR REPLACE INTO emb VALUES (?, ?, ?)", rows)
+                if not self.read_only:
+                    with self._connect() as con:
+                        con.executemany("INSERT OR REPLACE INTO emb VALUES (?, ?, ?)", rows)
                 found.update((r[1], v) for r, v in zip(rows, vecs, strict=True))
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)

@@ -362,3 +362,45 @@ def test_damaged_label_is_relabelled_not_trusted(small_hub):
     _publish_label(root, model_id)  # what 'mll label' does next
     assert store.is_published(chash, GRAPH_V, CORPUS_V) and label_problem(label) is None
     assert not [p for p in label.parent.iterdir() if p.name.startswith(".")]
+
+
+_CACHE_SCRIPT = """
+import sys
+import numpy as np
+from pathlib import Path
+from mll.text import EmbeddingCache
+
+class Words:
+    id, dim = "test-words", 4
+    def encode(self, texts):
+        return np.array([[len(t), t.count("a"), 1.0, 0.0] for t in texts], dtype=np.float32)
+
+cache = EmbeddingCache(Path(sys.argv[1]), Words())
+print(cache.read_only, cache.encode(["a", "bb", "new text"]).tolist())
+"""
+
+
+@contract("storage", "text-embedding cache of a read-only hub",
+          "read without writing; new embeddings are kept in memory, so select can still match")
+def test_embedding_cache_in_a_read_only_hub(tmp_path):
+    cache_dir = tmp_path / "hub" / "cache"
+    first = subprocess.run([sys.executable, "-c", _CACHE_SCRIPT, str(cache_dir / "text.sqlite")],
+                           capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0 and first.stdout.startswith("False"), first.stderr
+    for extra in cache_dir.glob("text.sqlite-*"):
+        extra.unlink()
+    before = {p.name: p.read_bytes() for p in cache_dir.iterdir()}
+    os.chmod(cache_dir, 0o555)
+    try:
+        if _still_writable(cache_dir):
+            pytest.skip("dropping the permission-override capability did not take effect here")
+        setpriv = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", "--"]
+        again = subprocess.run([*setpriv, sys.executable, "-c", _CACHE_SCRIPT,
+                                str(cache_dir / "text.sqlite")],
+                               capture_output=True, text=True, timeout=120)
+    finally:
+        os.chmod(cache_dir, 0o755)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("True") and again.stdout.split(" ", 1)[1] == \
+        first.stdout.split(" ", 1)[1]
+    assert {p.name: p.read_bytes() for p in cache_dir.iterdir()} == before

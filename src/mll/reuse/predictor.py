@@ -162,8 +162,10 @@ def load_predictor(path: str | Path, workdir: str | Path | None = None,
                 arrays = _read_arrays(zf, path, work, len(manifest["components"]), lim)
                 adapters = {mid: _load_model(zf, path, work, mid, meta, lim)
                             for mid, meta in manifest["meta"]["models"].items()}
-        except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError,
-                NotImplementedError) as exc:  # damaged, encrypted or exotic members
+        except MLLError:
+            raise
+        except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError,
+                OSError, ValueError) as exc:  # damaged (offsets past the end), encrypted, exotic
             raise InvalidParameterError(f"{path} is damaged: {exc}") from None
     comps = _components(manifest, arrays, adapters, path)
     plan = Plan(comps, manifest["rule"], len(manifest["classes"]))

@@ -23,7 +23,7 @@ from .._io import atomic_path
 from ..config import HubPaths, resolve_hub
 from ..errors import InvalidParameterError
 from ..text import DEFAULT_ENCODER, EmbeddingCache, get_text_encoder
-from .graph import SemanticGraph
+from .graph import SemanticGraph, wu_palmer
 
 logger = logging.getLogger(__name__)
 
@@ -34,14 +34,20 @@ logger = logging.getLogger(__name__)
 VISUAL_LEXFILES = {5: 1.0, 6: 1.0, 8: 1.0, 13: 1.0, 17: 1.0, 19: 1.0, 20: 1.0, 25: 1.0, 27: 1.0,
                    10: 0.5, 15: 0.5, 18: 0.5, 23: 0.5}
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+# How much each kind of evidence counts in a candidate's score, a weighted mean over the evidence
+# the term has (so the weights need not sum to 1): lexical (the term is one of the node's lemmas),
+# sense (WordNet's sense order), caption (term vs node caption embedding), visual
+# (VISUAL_LEXFILES), context (closeness to the other terms' candidates), domain (caption vs the
+# task's domain words). Set by hand with the matcher, not fitted; the top-1 floor of
+# tests/graph/test_match_table.py (real class names of public benchmarks) guards them.
 WEIGHTS = {"lexical": 0.38, "sense": 0.08, "caption": 0.22, "visual": 0.08, "context": 0.24,
            "domain": 0.10}
 EMBEDDING_POOL = 8  # nearest captions added to each term's candidates
 PRELIMINARY = 3  # candidates per term that vote on the others' context
 NEIGHBOURS = 0.2  # share of the other terms a candidate must be close to (at least 3)
-VOTE_TEMPERATURE = 0.05
+VOTE_TEMPERATURE = 0.05  # a vote counts exp(-(gap to the term's best candidate) / T)
 MAX_VOTERS = 40  # in larger tasks, only the terms nearest in text vote on a term's context
-CONTEXT_CANDIDATES = 6  # candidates per term whose context is scored  # a vote counts exp(-(gap to the term's best candidate) / T)
+CONTEXT_CANDIDATES = 6  # candidates per term whose context is scored
 
 
 @dataclass(frozen=True)
@@ -234,17 +240,13 @@ class Matcher:
                 ups[w] = self.graph.up_distances(w)
                 for a in ups[w]:
                     if a not in depth:
-                        depth[a] = 2.0 * (float(self.graph.depth[self.graph.index(a)]) + 1.0)
+                        depth[a] = self.graph.wu_palmer_scale(a)
             return ups[w]
 
         def closeness(a: str, b: str) -> float:
             key = (a, b) if a < b else (b, a)
             if key not in memo:
-                ua, ub = up(a), up(b)
-                if len(ub) < len(ua):
-                    ua, ub = ub, ua
-                memo[key] = max((depth[c] / (depth[c] + h + ub[c]) for c, h in ua.items() if c in ub),
-                                default=0.0)
+                memo[key] = wu_palmer(up(a), up(b), depth.__getitem__)
             return memo[key]
 
         return closeness

@@ -229,9 +229,10 @@ class SemanticGraph:
         i = self.index(wnid)
         return f"{self._names[i]} which is {self._defs[i]}"
 
-    def captions(self) -> list[str]:
-        """Captions of every node, in index order (the order of caption embedding matrices)."""
-        return [f"{self._names[i]} which is {self._defs[i]}" for i in range(len(self))]
+    def captions(self, indices: Iterable[int] | None = None) -> list[str]:
+        """Captions of the nodes at ``indices`` (default: every node, in index order)."""
+        which = range(len(self)) if indices is None else indices
+        return [f"{self._names[i]} which is {self._defs[i]}" for i in which]
 
     def synset_name(self, wnid: str) -> str:
         i = self.index(wnid)

@@ -4,8 +4,8 @@
 """
 
 from .engine import LabelReport, label_hub
-from .stats import auroc, detector_score
+from .stats import auroc
 from .store import LabelStore, Outputs, read_outputs, read_stats, read_summary
 
-__all__ = ["LabelReport", "LabelStore", "Outputs", "auroc", "detector_score", "label_hub",
+__all__ = ["LabelReport", "LabelStore", "Outputs", "auroc", "label_hub",
            "read_outputs", "read_stats", "read_summary"]

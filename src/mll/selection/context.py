@@ -39,9 +39,6 @@ class TaskContext:
     def n_classes(self) -> int:
         return len(self.task.classes)
 
-    def class_counts(self) -> np.ndarray:
-        return np.bincount(self.proxy_class, minlength=self.n_classes)
-
 
 def build_context(table, task: Task) -> TaskContext:
     graph = table.graph

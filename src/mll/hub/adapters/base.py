@@ -70,9 +70,10 @@ class PackContext:
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
-    z = logits - logits.max(axis=axis, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(axis=axis, keepdims=True)).astype(np.float32)
+    """Probabilities as float32, the dtype every adapter returns."""
+    from scipy.special import softmax as _softmax
+
+    return _softmax(logits, axis=axis).astype(np.float32)
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:

@@ -164,3 +164,13 @@ def test_the_real_search_set_is_imagenet21k(real_hub):
     nodes = search_nodes(graph)
     assert len(nodes) == 21843 and np.all(np.diff(nodes) > 0)
     assert graph.index("n02084071") in set(nodes.tolist())  # dog
+
+
+def test_the_starter_background_job_reports_its_error(tmp_path):
+    """The caption thread of a starter build re-raises what it met in the waiting thread."""
+    from mll.errors import NotBuiltError
+    from mll.starter.build import _CaptionJob
+
+    job = _CaptionJob(tmp_path / "no-hub")
+    with pytest.raises(NotBuiltError, match="no graph"):
+        job.wait()

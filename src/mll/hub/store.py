@@ -12,7 +12,6 @@ naming the URL with its password masked. A database in a directory this process 
 
 from __future__ import annotations
 
-import ast
 import fcntl
 import logging
 import os
@@ -307,15 +306,12 @@ class Store:
 
     @staticmethod
     def _heads() -> set[str]:
-        """Newest revisions, read from the migration files without importing Alembic (fast open)."""
-        revisions, parents = set(), set()
-        for location in version_locations():
-            for script in location.glob("*.py"):
-                found = _revision_ids(script)
-                if found is not None:
-                    revisions.add(found[0])
-                    parents.update(found[1])
-        return revisions - parents
+        """The newest revisions as ``alembic_version`` lists them once upgraded: a revision that
+        another one depends on (``depends_on``) is not listed there, so it is left out here too."""
+        from alembic.script import ScriptDirectory
+
+        script = ScriptDirectory.from_config(_alembic_config(None))
+        return set(script.get_heads(consider_depends_on=True))
 
     @staticmethod
     def _current(conn: Connection) -> set[str]:
@@ -451,27 +447,6 @@ class Store:
         table = Table(LABEL_TABLE, MetaData(), autoload_with=conn)
         rows = conn.execute(select(table).where(table.c.model_id.in_(ids))).mappings()
         return {r["model_id"]: {k: _plain(v) for k, v in r.items()} for r in rows}
-
-
-def _revision_ids(script: Path) -> tuple[str, set[str]] | None:
-    """``(revision, revisions it builds on)`` of an Alembic script, from its assignments.
-
-    A revision builds on its ``down_revision`` and its ``depends_on``; Alembic records neither
-    in ``alembic_version`` once the revision is applied.
-    """
-    values: dict[str, Any] = {}
-    for node in ast.parse(script.read_text()).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(
-                node.targets[0], ast.Name):
-            if node.targets[0].id in ("revision", "down_revision", "depends_on"):
-                values[node.targets[0].id] = ast.literal_eval(node.value)
-    if "revision" not in values:
-        return None
-    below: set[str] = set()
-    for key in ("down_revision", "depends_on"):
-        value = values.get(key)
-        below.update([value] if isinstance(value, str) else value or ())
-    return values["revision"], below
 
 
 def _first_line(exc: DatabaseError) -> str:

@@ -185,9 +185,6 @@ class Matcher:
             ranked.append(cands[:top])
         return ranked
 
-    def best(self, term: str, context: Sequence[str] = (), domain: str = "") -> Candidate:
-        return self.match([term], context=context, domain=domain, top=1)[0][0]
-
     # -- evidence -------------------------------------------------------------------------------
     def _pools(self, terms: list[str], vecs: np.ndarray) -> list[dict[str, dict[str, float]]]:
         """Per term: its lexical candidates and nearest search-set captions, with caption

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -345,6 +346,8 @@ class Captions:
                 return matrix
         texts = self.graph.captions(self.nodes.tolist())
         matrix = self.cache.encode(texts, description="embedding node captions for matching")
+        if not os.access(dest.parent, os.W_OK):  # a read-only hub: keep the matrix in memory
+            return matrix.astype(np.float16)
         with atomic_path(dest) as tmp:
             with open(tmp, "wb") as fh:
                 np.save(fh, matrix.astype(np.float16))

@@ -249,7 +249,8 @@ class Matcher:
                   for ti, pool in enumerate(pools)]
         voters = []
         for ti, order in enumerate(ranked):
-            top = self._prelim(pools[ti][order[0]], base[ti][order[0]])
+            # a term with no candidate at all (nothing by lemma or caption) has no vote
+            top = self._prelim(pools[ti][order[0]], base[ti][order[0]]) if order else 0.0
             voters.append([(w, float(np.exp(-(top - self._prelim(pools[ti][w], base[ti][w]))
                                             / VOTE_TEMPERATURE))) for w in order[:PRELIMINARY]])
         sims = vecs @ vecs.T
@@ -261,8 +262,8 @@ class Matcher:
         for ti, order in enumerate(ranked):
             scores = dict.fromkeys(pools[ti], 0.0)
             for w in order[:CONTEXT_CANDIDATES]:
-                best = sorted((max(wt * closeness(w, c) for c, wt in voters[tj]) for tj in near[ti]),
-                              reverse=True)
+                best = sorted((max((wt * closeness(w, c) for c, wt in voters[tj]), default=0.0)
+                               for tj in near[ti]), reverse=True)
                 scores[w] = sum(best[:neighbours]) / neighbours
             result.append(scores)
         return result

@@ -151,6 +151,17 @@ class Adapter:
         raise NotImplementedError
 
     @classmethod
+    def rebuild(cls, path: Path, config: dict[str, Any], classes: Sequence[str], model_id: str,
+                wnids: Sequence[str | None] = ()) -> Adapter:
+        """A stored model with its identity: ``from_artifact`` plus its id and, for an expert,
+        its heads' nodes. The hub and a saved predictor both load models this way."""
+        adapter = cls.from_artifact(path, config, list(classes))
+        adapter.id = model_id
+        if isinstance(adapter, Expert):
+            adapter.wnids = list(wnids)
+        return adapter
+
+    @classmethod
     def check_artifact(cls, path: Path, config: dict[str, Any]) -> None:
         """Re-check a stored artifact's content beyond its hash (``hub verify``); raise an
         :class:`~mll.errors.MLLError` naming the problem. Families whose checks live in

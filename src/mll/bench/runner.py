@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 
 from .._io import progress
-from ..labels.kernel import model_outputs
 from ..reuse import TaskPredictor
 from ..selection import Task, build_context, make_selector, selectors
 from ..selection.plan import Plan, combine
@@ -55,7 +54,7 @@ class BenchConfig:
 def eval_outputs(table, task: EvalTask) -> dict[str, np.ndarray]:
     """Every model's raw output (and the prototype backbone's features) on the task's images."""
     load, feats = table.corpus.load, table.hub.features
-    out = {mid: model_outputs(table.adapter(mid), task.image_ids, feats, load)
+    out = {mid: feats.outputs(table.adapter(mid), keys=task.image_ids, load=load)
            for mid in table.models}
     out[table.proto_backbone] = feats.get(table.proto_backbone, keys=task.image_ids, load=load)
     return out

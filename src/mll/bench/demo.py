@@ -38,14 +38,14 @@ def run_demo(hub_dir: str | Path | None, task_name: str = DEMO_TASK, db: str | N
 
     timer = timer or StepTimer("demo", announce=False)
     hub_dir = resolve_hub(hub_dir)
-    with timer.step("open hub, labels and matcher"):
+    with timer.step("open hub"):
         table = LabelTable(hub_dir, db=db)
     with timer.step("export eval images"):
         task = next(t for t in standard_tasks(table.corpus, table.graph, quick=True)
                     if t.name == task_name)
         out = hub_dir / "demo" / task.name
         images = export_task(table.corpus, task, out / "images")
-    with timer.step("select, predict, report"):
+    with timer.step("match, select, predict, report"):
         result = solve(table, Task.create([c.replace("/", "-") for c in task.classes],
                                           domain=task.domain, name=task.name),
                        images, report=out / "report.html", out_csv=out / "predictions.csv",

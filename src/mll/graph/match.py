@@ -347,7 +347,8 @@ class Captions:
                 return matrix
         texts = self.graph.captions(self.nodes.tolist())
         matrix = self.cache.encode(texts, description="embedding node captions for matching")
-        if not os.access(dest.parent, os.W_OK):  # a read-only hub: keep the matrix in memory
+        if dest.parent.is_dir() and not os.access(dest.parent, os.W_OK):
+            # a read-only hub: keep the matrix in memory
             return matrix.astype(np.float16)
         with atomic_path(dest) as tmp:
             with open(tmp, "wb") as fh:

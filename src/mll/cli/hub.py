@@ -66,14 +66,7 @@ def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _info_json(info) -> dict[str, Any]:
-    data = info.summary() | {
-        "source": info.source, "license": info.license, "input_spec": info.input_spec.to_dict(),
-        "content_hash": info.content_hash, "artifact_digest": info.artifact_digest,
-        "artifact_bytes": info.artifact_bytes, "config": info.config, "metrics": info.metrics,
-        "created_at": info.created_at, "labels": info.labels, "n_classes": len(info.classes),
-        "classes": [{"index": c.index, "name": c.name, "wnid": c.wnid, "score": c.score,
-                     "confirmed": c.confirmed} for c in info.classes]}
-    return data
+    return info.to_dict()
 
 
 @click.group("hub")

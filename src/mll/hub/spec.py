@@ -134,3 +134,15 @@ class ModelInfo:
                 "classes": len(self.classes), "labelled": self.labelled,
                 "backbone": self.backbone, "n_params": self.n_params,
                 "latency_ms": self.latency_ms}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The full record ``mll hub show --json`` prints: :meth:`summary` plus everything else,
+        every head class with its node, match score and review state."""
+        return self.summary() | {
+            "source": self.source, "license": self.license,
+            "input_spec": self.input_spec.to_dict(), "content_hash": self.content_hash,
+            "artifact_digest": self.artifact_digest, "artifact_bytes": self.artifact_bytes,
+            "config": self.config, "metrics": self.metrics, "created_at": self.created_at,
+            "labels": self.labels, "n_classes": len(self.classes),
+            "classes": [{"index": c.index, "name": c.name, "wnid": c.wnid, "score": c.score,
+                         "confirmed": c.confirmed} for c in self.classes]}

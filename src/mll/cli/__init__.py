@@ -13,7 +13,7 @@ import click
 from ..errors import MLLError
 
 # Stage modules, each defining a click command or group named ``command`` (or a list ``commands``).
-_STAGES = ["graph", "data", "hub", "label", "select", "starter", "bench", "demo"]
+_STAGES = ["graph", "data", "hub", "label", "select", "starter", "bench", "demo", "serve"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,0 +1,168 @@
+"""The HTTP API of ``mll serve``: FastAPI routes over :class:`~mll.serve.service.HubService`.
+
+This layer routes, authenticates, limits request bodies (FastAPI's ``max_body_size``: a larger
+body is answered 413, by its Content-Length or as it streams in) and turns mll's errors into HTTP status
+codes; what each route answers is computed by the service from the Python API.
+"""
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+
+from .. import errors
+from .._json import default
+from ..hub.store import masked
+from .service import HubService
+from .settings import ServeSettings
+from .tokens import TokenInfo
+
+logger = logging.getLogger(__name__)
+
+API_VERSION = "1"
+
+#: HTTP status of each kind of user error (the most specific class listed first wins).
+STATUS = [(errors.UnknownNameError, 404), (errors.LimitExceededError, 413),
+          (errors.InvalidParameterError, 400), (errors.NotBuiltError, 503),
+          (errors.MissingDependencyError, 503), (errors.ExternalServiceError, 502),
+          (errors.StoreError, 500), (errors.MLLError, 400)]
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities as null: JSON has no such numbers."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+class JSON(JSONResponse):
+    """JSON as the CLI's ``--json`` writes it (same conversions), compact, strictly valid."""
+
+    def render(self, content: Any) -> bytes:
+        text = json.dumps(_finite(json.loads(json.dumps(content, default=default))),
+                          ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return text.encode("utf-8")
+
+
+class SelectRequest(BaseModel):
+    """A task: class names and words about its images, answered from the hub's labels."""
+
+    classes: list[str] | str = Field(
+        description="Class names, as a list or one comma-separated string.",
+        examples=[["sandal", "sneaker", "ankle boot"]])
+    domain: str = Field("", description="Words about the images, e.g. 'grayscale photo'.")
+    method: str = Field("chco", description="Selection method (see 'mll select --help').")
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The method's parameters by name, e.g. {\"k\": 3} or {\"budget_ms\": 40}.")
+    pinned: dict[str, str] = Field(
+        default_factory=dict, description="Class name -> wnid, for classes whose node is known.")
+
+
+_bearer = HTTPBearer(auto_error=False, description="An API token from 'mll token create'.")
+
+
+def create_app(hub: str | Path | None = None, db: str | None = None,
+               settings: ServeSettings | None = None) -> FastAPI:
+    """The ASGI application serving the hub at ``hub`` (database ``db``) with ``settings``.
+
+    The hub is opened now (a missing hub is an error here, not on the first request); its labels
+    load on first use. Run it with any ASGI server; ``mll serve`` uses uvicorn.
+    """
+    settings = settings or ServeSettings()
+    service = HubService(hub, db)
+    logger.info("serving hub %s (database %s), %s reads", service.hub.root,
+                masked(service.hub.store.url), "anonymous" if settings.public else "token-only")
+    app = FastAPI(title="mll", version=API_VERSION, default_response_class=JSON,
+                  max_body_size=settings.max_body_bytes,
+                  summary="A hub of image models labelled on a semantic graph: which models "
+                          "serve a concept, how well, and which to combine for a new task.")
+    app.state.service, app.state.settings = service, settings
+
+    @app.exception_handler(errors.MLLError)
+    async def _mll_error(request: Request, exc: errors.MLLError) -> JSON:
+        status = next(code for kind, code in STATUS if isinstance(exc, kind))
+        return JSON({"detail": " ".join(str(exc).splitlines()), "error": type(exc).__name__},
+                    status_code=status)
+
+    def authorise(role: str):
+        def check(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+                  ) -> TokenInfo | None:
+            if creds is None:
+                if role == "reader" and settings.public:
+                    return None
+                raise HTTPException(401, "this request needs an API token: 'Authorization: "
+                                         "Bearer mll_...' (see 'mll token create')",
+                                    headers={"WWW-Authenticate": "Bearer"})
+            token = service.tokens.verify(creds.credentials)
+            if token is None:
+                raise HTTPException(401, "invalid or revoked API token",
+                                    headers={"WWW-Authenticate": "Bearer"})
+            if not token.allows(role):
+                raise HTTPException(403, f"a {token.role} token cannot do this; it needs the "
+                                         f"{role} role or above")
+            return token
+        return check
+
+    reader = Annotated[TokenInfo | None, Depends(authorise("reader"))]
+
+    @app.get("/api/health", tags=["service"])
+    def health() -> dict:
+        """Whether the server is up (no token needed)."""
+        return {"status": "ok", "version": API_VERSION}
+
+    @app.get("/api/whoami", tags=["service"])
+    def whoami(token: reader) -> dict:
+        """The token this request was made with (name and role), or anonymous on a public hub."""
+        if token is None:
+            return {"anonymous": True, "role": None, "public": settings.public}
+        return {"anonymous": False, "public": settings.public} | token.to_dict()
+
+    @app.get("/api/models", tags=["models"])
+    def models(token: reader,
+               kind: Annotated[Literal["expert", "vlm"] | None, Query()] = None,
+               family: Annotated[str | None, Query(max_length=100)] = None,
+               concept: Annotated[str | None, Query(
+                   min_length=1, max_length=200,
+                   description="A node (wnid, synset name such as 'sandal.n.01', or word): the "
+                               "models whose heads or labels cover it, best measured accuracy "
+                               "there first.")] = None) -> dict:
+        """The hub's models, oldest first; filtered by kind and family, or searched by concept."""
+        return service.models(kind, family, concept)
+
+    @app.get("/api/models/{ref}", tags=["models"])
+    def model(ref: str, token: reader) -> dict:
+        """One model (id, id prefix or unique name): its record, classes with their nodes, label
+        summary, and measured accuracy on every sample node it covers (best first)."""
+        return service.model(ref)
+
+    @app.get("/api/nodes", tags=["graph"])
+    def nodes(token: reader, q: Annotated[str, Query(min_length=1, max_length=200)],
+              limit: Annotated[int, Query(ge=1, le=200)] = 20) -> dict:
+        """Graph nodes whose names match ``q``: the word's senses, then names starting with it,
+        then names containing it."""
+        return service.search_nodes(q, limit)
+
+    @app.get("/api/nodes/{ref}", tags=["graph"])
+    def node(ref: str, token: reader) -> dict:
+        """One node (wnid, synset name or word): parents, children, sample image counts, and the
+        models that serve it with their measured accuracy there."""
+        return service.node(ref)
+
+    @app.post("/api/select", tags=["ask"])
+    def select(body: SelectRequest, token: reader) -> dict:
+        """Choose models for a task from labels alone: the same JSON as 'mll select --json'."""
+        return service.select(body.classes, body.domain, body.method, body.params,
+                              body.pinned or None)
+
+    return app

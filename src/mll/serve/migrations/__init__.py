@@ -1,0 +1,1 @@
+"""Migrations of the serve stage: its tables in the hub database (collected by the hub store)."""

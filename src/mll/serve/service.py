@@ -1,0 +1,118 @@
+"""What the server answers, as JSON-ready documents, composed from the Python API.
+
+Every answer is a call into the stages (:class:`~mll.hub.Hub`, :class:`~mll.selection.LabelTable`,
+:func:`~mll.selection.make_selector`, :mod:`mll.selection.coverage`, :mod:`mll.graph.search`)
+shaped for the wire; nothing here chooses or ranks models itself. The HTTP layer
+(:mod:`mll.serve.app`) only adds routing, authentication and limits.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from .._json import plain
+from ..errors import InvalidParameterError
+
+logger = logging.getLogger(__name__)
+
+
+class HubService:
+    """One hub, opened once: its model records, its labels (loaded on first use) and tokens."""
+
+    def __init__(self, hub: str | Path | None = None, db: str | None = None) -> None:
+        from ..selection import LabelTable
+        from .tokens import TokenStore
+
+        self.table = LabelTable(hub, db=db)
+        self.hub = self.table.hub  # opens the store now: a missing hub is an error at start
+        self.tokens = TokenStore(self.hub.store)
+        self._load_lock = threading.Lock()
+
+    def close(self) -> None:
+        self.table.close()
+
+    def labels(self):
+        """The label table, loaded once (NotBuiltError while the hub has no labelled model)."""
+        with self._load_lock:
+            return self.table.load()
+
+    # -- models ---------------------------------------------------------------------------------
+    def models(self, kind: str | None = None, family: str | None = None,
+               concept: str | None = None) -> dict[str, Any]:
+        """Model summaries, oldest first; with ``concept`` the models that serve it, best first."""
+        if concept is None:
+            return {"concept": None, "models": [i.summary() for i in self.hub.list(kind, family)]}
+        if kind is not None:
+            self.hub.list(kind)  # the same check of kind as without a concept
+        from ..selection.coverage import node_models
+
+        table = self.labels()
+        wnid = table.graph.resolve(concept)
+        served = [m.to_dict() for m in node_models(table, wnid)
+                  if kind in (None, m.kind) and family in (None, m.family)]
+        return {"concept": self._node_ref(wnid), "models": served}
+
+    def model(self, ref: str) -> dict[str, Any]:
+        """One model's record, its classes with node names, and accuracy per covered node."""
+        from ..selection.coverage import model_nodes
+
+        info = self.hub.get(ref)
+        doc = info.to_dict()
+        doc["nodes"] = None
+        if info.labelled:
+            table = self.labels()
+            for c in doc["classes"]:
+                c["node"] = table.graph.name(c["wnid"]) if c["wnid"] else None
+            if info.id in table.models:
+                doc["nodes"] = model_nodes(table, info.id)
+        return doc
+
+    # -- graph ----------------------------------------------------------------------------------
+    def _node_ref(self, wnid: str) -> dict[str, str]:
+        graph = self.labels().graph
+        return {"wnid": wnid, "name": graph.name(wnid), "synset": graph.synset_name(wnid)}
+
+    def search_nodes(self, query: str, limit: int = 20) -> dict[str, Any]:
+        """Nodes whose names match ``query``, each with its definition and sample images."""
+        from ..graph.search import search_names
+        from ..selection.coverage import sample_images
+
+        table = self.labels()
+        graph = table.graph
+        found = search_names(graph, query, limit)
+        return {"query": query, "nodes": [
+            self._node_ref(w) | {"definition": graph.definition(w),
+                                 "sample_images": sample_images(table, w)} for w in found]}
+
+    def node(self, ref: str) -> dict[str, Any]:
+        """A node (wnid, synset name or word) with parents, children, sample images and models."""
+        from ..selection.coverage import node_models, sample_images
+
+        table = self.labels()
+        graph = table.graph
+        wnid = graph.resolve(ref)
+        node = graph.node(wnid)
+        return self._node_ref(wnid) | {
+            "definition": node.definition, "lemmas": list(node.lemmas), "depth": node.depth,
+            "parents": [self._node_ref(p) for p in node.parents],
+            "children": [self._node_ref(c) for c in graph.children(wnid)],
+            "sample_images": sample_images(table, wnid),
+            "models": [m.to_dict() for m in node_models(table, wnid)]}
+
+    # -- ask ------------------------------------------------------------------------------------
+    def select(self, classes: list[str] | str, domain: str = "", method: str = "chco",
+               params: dict[str, Any] | None = None,
+               pinned: dict[str, str] | None = None) -> dict[str, Any]:
+        """The selection for a task, as ``mll select --json`` prints it."""
+        from ..selection import Task, make_selector, selectors
+
+        if not selectors.get(method).zero_shot:
+            raise InvalidParameterError(f"method {method!r} needs the task's labelled images; "
+                                        "choose one that selects from class names alone")
+        selector = make_selector(method, **(params or {}))
+        selector.validate_params()
+        task = Task.create(classes, domain=domain, pinned=pinned)
+        return plain(selector.fit(self.labels()).select(task).to_dict())

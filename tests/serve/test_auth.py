@@ -1,0 +1,156 @@
+"""Who may read, what an error looks like, and the limits of ``mll serve``, on an empty hub."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from mll.serve import ServeSettings, create_app
+
+
+def _client(hub, **settings) -> TestClient:
+    return TestClient(create_app(hub, settings=ServeSettings(**settings)))
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_reads_need_a_valid_token_unless_the_hub_is_public(empty_hub, tokens):
+    client = _client(empty_hub)
+    missing = client.get("/api/models")
+    assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
+    assert "mll token create" in missing.json()["detail"]
+    for bad in (tokens["revoked"], tokens["reader"][:-2], "mll_nothing", "x" * 5000):
+        assert client.get("/api/models", headers=_bearer(bad)).status_code == 401
+    assert client.get("/api/models",
+                      headers={"Authorization": "Basic " + tokens["reader"]}).status_code == 401
+    for role in ("reader", "uploader", "admin"):
+        answer = client.get("/api/models", headers=_bearer(tokens[role]))
+        assert answer.status_code == 200 and answer.json() == {"concept": None, "models": []}
+        me = client.get("/api/whoami", headers=_bearer(tokens[role])).json()
+        assert (me["role"], me["name"], me["anonymous"]) == (role, f"test {role}", False)
+        assert "secret_hash" not in me and tokens[role] not in str(me)
+
+    public = _client(empty_hub, public=True)
+    assert public.get("/api/models").status_code == 200
+    assert public.get("/api/whoami").json() == {"anonymous": True, "role": None, "public": True}
+    assert public.get("/api/models", headers=_bearer(tokens["revoked"])).status_code == 401
+
+
+def test_a_token_revoked_while_the_server_runs_is_refused_at_once(empty_hub, tokens):
+    from mll.hub import Hub
+    from mll.serve.tokens import TokenStore
+
+    client = _client(empty_hub)
+    assert client.get("/api/whoami", headers=_bearer(tokens["admin"])).status_code == 200
+    with Hub.open(empty_hub, create=False) as hub:
+        TokenStore(hub.store).revoke(tokens["admin"])
+    assert client.get("/api/whoami", headers=_bearer(tokens["admin"])).status_code == 401
+
+
+def test_health_schema_and_docs_need_no_token(empty_hub):
+    client = _client(empty_hub)
+    assert client.get("/api/health").json()["status"] == "ok"
+    schema = client.get("/openapi.json").json()
+    assert {"/api/models", "/api/models/{ref}", "/api/nodes", "/api/nodes/{ref}",
+            "/api/select", "/api/whoami", "/api/health"} <= set(schema["paths"])
+    assert "HTTPBearer" in schema["components"]["securitySchemes"]
+    assert client.get("/docs").status_code == 200
+
+
+def test_errors_are_json_with_a_status_that_says_what_went_wrong(empty_hub, tokens):
+    client = _client(empty_hub)
+    auth = _bearer(tokens["reader"])
+    unknown = client.get("/api/models/nosuchmodel", headers=auth)
+    assert unknown.status_code == 404
+    assert unknown.json() == {"detail": "unknown model 'nosuchmodel' (see 'mll hub list')",
+                              "error": "UnknownNameError"}
+    not_built = client.get("/api/nodes", params={"q": "sandal"}, headers=auth)
+    assert not_built.status_code == 503 and not_built.json()["error"] == "NotBuiltError"
+    assert client.get("/api/models", params={"kind": "robot"}, headers=auth).status_code == 422
+    assert client.post("/api/select", json={"domain": "photo"}, headers=auth).status_code == 422
+    assert client.post("/api/select", content=b"{not json",
+                       headers=auth | {"content-type": "application/json"}).status_code == 422
+
+
+def test_a_missing_hub_is_an_error_when_the_app_is_built(tmp_path):
+    from mll.errors import NotBuiltError
+
+    with pytest.raises(NotBuiltError, match="no hub"):
+        create_app(tmp_path / "nowhere")
+
+
+def test_bodies_over_the_limit_are_refused_with_413(empty_hub, tokens):
+    client = _client(empty_hub, max_body_bytes=1000)
+    auth = _bearer(tokens["reader"]) | {"content-type": "application/json"}
+    big = b'{"classes": ["' + b"a" * 5000 + b'", "b"]}'
+    assert client.post("/api/select", content=big, headers=auth).status_code == 413
+
+    def chunks():  # no Content-Length: counted as it arrives
+        for _ in range(10):
+            yield b" " * 500
+
+    assert client.post("/api/select", content=chunks(), headers=auth).status_code == 413
+    small = client.post("/api/select", json={"classes": ["a", "b"]}, headers=auth)
+    assert small.status_code == 503  # within the limit: read, then answered (no labels here)
+    with pytest.raises(Exception, match="max_body_bytes"):
+        ServeSettings(max_body_bytes=0)
+
+
+def test_tokens_never_reach_the_logs(empty_hub, tokens, caplog):
+    caplog.set_level(logging.DEBUG)
+    client = _client(empty_hub)
+    for token in tokens.values():
+        client.get("/api/whoami", headers=_bearer(token))
+        client.get("/api/models", headers=_bearer(token))
+    text = caplog.text
+    assert text  # something was logged, and none of it is a token
+    for token in tokens.values():
+        assert token not in text and token.split("_", 2)[2] not in text
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_mll_serve_answers_over_http_and_logs_no_token(empty_hub, tokens, tmp_path):
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(sys.path)}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "mll", "serve", "--hub", str(empty_hub),
+                                 "--port", str(port)], stdout=out, stderr=subprocess.STDOUT,
+                                env=env)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(base + "/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "server did not start: " + log.read_text()
+            time.sleep(0.3)
+        assert httpx.get(base + "/api/models").status_code == 401
+        answer = httpx.get(base + "/api/models", headers=_bearer(tokens["reader"]))
+        assert answer.status_code == 200 and answer.json()["models"] == []
+        assert httpx.get(base + "/openapi.json").json()["info"]["title"] == "mll"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    text = log.read_text()
+    assert "GET /api/models" in text and "reads need a reader token" in text
+    assert tokens["reader"] not in text

@@ -107,9 +107,14 @@ class HubService:
                params: dict[str, Any] | None = None,
                pinned: dict[str, str] | None = None) -> dict[str, Any]:
         """The selection for a task, as ``mll select --json`` prints it."""
+        from ..errors import UnknownNameError
         from ..selection import Task, make_selector, selectors
 
-        if not selectors.get(method).zero_shot:
+        try:  # a bad value in a request body, not a missing resource
+            method_cls = selectors.get(method)
+        except UnknownNameError as exc:
+            raise InvalidParameterError(f"selection method: {exc}") from None
+        if not method_cls.zero_shot:
             raise InvalidParameterError(f"method {method!r} needs the task's labelled images; "
                                         "choose one that selects from class names alone")
         selector = make_selector(method, **(params or {}))

@@ -1,0 +1,158 @@
+"""The read and ask endpoints on the quick starter hub (a private view of it, see conftest):
+every answer is what the Python API gives for the same question."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+
+from mll.serve import ServeSettings, create_app
+
+pytestmark = pytest.mark.slow
+
+TASK = {"classes": ["sandal", "sneaker", "ankle boot", "zebra", "giraffe"],
+        "domain": "small 28x28 grayscale image"}
+
+
+@pytest.fixture(scope="module")
+def app(starter_view):
+    return create_app(starter_view, settings=ServeSettings(public=True))
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    return TestClient(app)
+
+
+@pytest.fixture(scope="module")
+def table(app):
+    return app.state.service.labels()
+
+
+def _get(client, path, **params):
+    answer = client.get(path, params=params)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_models_list_and_filters_match_the_hub(client, table):
+    hub = table.hub
+    assert _get(client, "/api/models")["models"] == [i.summary() for i in hub.list()]
+    vlms = _get(client, "/api/models", kind="vlm")["models"]
+    assert vlms and {m["kind"] for m in vlms} == {"vlm"}
+    assert [m["id"] for m in vlms] == [i.id for i in hub.list(kind="vlm")]
+    family = _get(client, "/api/models", family="torch-safetensors")["models"]
+    assert family and {m["family"] for m in family} == {"torch-safetensors"}
+    assert _get(client, "/api/models", family="no-such-family")["models"] == []
+
+
+def test_concept_search_ranks_the_models_that_serve_a_node(client, table):
+    from mll.selection.coverage import node_models
+
+    doc = _get(client, "/api/models", concept="sandal")
+    wnid = doc["concept"]["wnid"]
+    assert doc["concept"] == {"wnid": "n04133789", "name": "sandal", "synset": "sandal.n.01"}
+    assert doc["models"] == [json.loads(json.dumps(m.to_dict())) for m in node_models(table, wnid)]
+    accuracies = [m["accuracy"] for m in doc["models"]]
+    assert accuracies == sorted(accuracies, reverse=True)
+    experts = [m for m in doc["models"] if m["kind"] == "expert"]
+    assert experts[0]["name"] == "cnn-footwear"  # the footwear specialist leads on sandals
+    for m in experts:  # every expert listed has a head at or below the node
+        assert m["heads"] and all(wnid in table.ancestors(h["wnid"]) for h in m["heads"])
+        label = table.models[m["id"]]
+        at = list(label.stats["nodes"]).index(wnid)
+        assert m["images"] >= int(label.stats["count"][at])
+    # a coarser concept: models whose heads lie below it, filtered by kind
+    footwear = _get(client, "/api/models", concept="footwear.n.02", kind="expert")
+    assert footwear["models"] and {m["kind"] for m in footwear["models"]} == {"expert"}
+    assert {m["name"] for m in footwear["models"]} >= {"cnn-footwear", "cnn-fashion10"}
+    missing = client.get("/api/models", params={"concept": "qwxzzy"})
+    assert missing.status_code == 404 and missing.json()["error"] == "UnknownNameError"
+
+
+def test_one_model_with_classes_on_the_graph_and_accuracy_per_node(client, table):
+    from mll.selection.coverage import model_nodes
+
+    info = table.hub.get("cnn-footwear")
+    doc = _get(client, f"/api/models/{info.id[:6]}")  # an id prefix finds it
+    record = json.loads(json.dumps(info.to_dict()))  # what 'mll hub show --json' prints
+    classes = record.pop("classes")
+    assert {k: doc[k] for k in record} == record
+    assert [{k: v for k, v in c.items() if k != "node"} for c in doc["classes"]] == classes
+    assert [c["node"] for c in doc["classes"]] == ["sandal", "gym shoe", "boot"]
+    assert doc["labels"]["complete"] is True
+    assert doc["nodes"] == json.loads(json.dumps(model_nodes(table, info.id)))
+    assert {n["wnid"] for n in doc["nodes"]} >= {c.wnid for c in info.classes}
+    for n in doc["nodes"]:
+        assert 0 <= n["interval"][0] <= n["accuracy"] <= n["interval"][1] <= 1
+    assert _get(client, "/api/models/cnn-footwear")["id"] == info.id  # and its name
+    assert client.get("/api/models/zz").status_code == 404
+
+
+def test_node_search_and_one_node(client, table):
+    found = _get(client, "/api/nodes", q="shoe", limit=5)["nodes"]
+    assert len(found) == 5 and found[0]["synset"] == "shoe.n.01"
+    assert all("definition" in n and "sample_images" in n for n in found)
+    assert _get(client, "/api/nodes", q="n04133789")["nodes"][0]["name"] == "sandal"
+    assert client.get("/api/nodes", params={"q": ""}).status_code == 422
+    assert client.get("/api/nodes", params={"q": "shoe", "limit": 500}).status_code == 422
+
+    node = _get(client, "/api/nodes/footwear.n.01")
+    graph = table.graph
+    assert node["wnid"] == "n03381126"
+    assert [p["wnid"] for p in node["parents"]] == list(graph.parents(node["wnid"]))
+    assert [c["wnid"] for c in node["children"]] == list(graph.children(node["wnid"]))
+    below = sum(v in graph.descendants(node["wnid"], include_self=True)
+                for v in table.image_nodes.tolist())
+    assert node["sample_images"] == {"at": 0, "below": below} and below > 0
+    assert [m["id"] for m in node["models"]] == [
+        m["id"] for m in _get(client, "/api/models", concept=node["wnid"])["models"]]
+    leaf = _get(client, "/api/nodes/n04133789")
+    assert leaf["sample_images"]["at"] == int((table.image_nodes == "n04133789").sum())
+
+
+def _without_seconds(doc: dict) -> dict:
+    return {k: v for k, v in doc.items() if k != "seconds"}
+
+
+def test_select_answers_what_the_python_api_and_the_cli_answer(client, table, starter_view):
+    from mll._json import plain
+    from mll.cli import cli
+    from mll.selection import Task, make_selector
+
+    answer = client.post("/api/select", json=TASK)
+    assert answer.status_code == 200, answer.text
+    doc = answer.json()
+    expected = plain(make_selector("chco").fit(table).select(
+        Task.create(TASK["classes"], domain=TASK["domain"])).to_dict())
+    assert _without_seconds(doc) == _without_seconds(expected)
+    assert doc["seconds"] > 0 and len(doc["classes"]) == len(TASK["classes"])
+
+    cli_run = CliRunner().invoke(cli, ["select", "--classes", ",".join(TASK["classes"]),
+                                       "--domain", TASK["domain"], "--hub", str(starter_view),
+                                       "--json"])
+    assert cli_run.exit_code == 0, cli_run.output
+    assert _without_seconds(json.loads(cli_run.stdout)) == _without_seconds(doc)
+
+    p2 = client.post("/api/select", json=TASK | {"method": "p2", "params": {"k": 2}})
+    assert p2.status_code == 200 and p2.json()["method"] == "p2"
+    pinned = client.post("/api/select", json={"classes": "sandal, sneaker",
+                                              "pinned": {"sandal": "n04133789"}})
+    assert pinned.json()["classes"][0]["match_confidence"] == 1.0
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"classes": ["sandal"]}, "at least two classes"),
+    ({"classes": ["sandal", "sneaker"], "method": "nosuch"}, "unknown selection method"),
+    ({"classes": ["sandal", "sneaker"], "method": "oracle"}, "labelled images"),
+    ({"classes": ["sandal", "sneaker"], "params": {"k": 2}}, "has no parameter"),
+    ({"classes": ["sandal", "sneaker"], "method": "p2", "params": {"k": 0}}, "k"),
+    ({"classes": ["sandal", "sneaker"], "pinned": {"sandal": "shoe"}}, "not a wnid"),
+])
+def test_select_refuses_bad_tasks_with_400(client, body, message):
+    answer = client.post("/api/select", json=body)
+    assert answer.status_code == 400, answer.text
+    assert message in answer.json()["detail"]

@@ -156,3 +156,21 @@ def test_select_refuses_bad_tasks_with_400(client, body, message):
     answer = client.post("/api/select", json=body)
     assert answer.status_code == 400, answer.text
     assert message in answer.json()["detail"]
+
+
+def test_concurrent_selections_answer_as_serial_ones(client):
+    """Routes run in a thread pool; selections share one label table and must not mix."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    tasks = [["sandal", "sneaker", "zebra"], ["dog", "cat", "horse", "bear"],
+             ["T-shirt", "trouser", "bag"], ["guitar", "violin", "drum"]]
+
+    def ask(classes):
+        answer = client.post("/api/select", json={"classes": classes, "domain": TASK["domain"]})
+        assert answer.status_code == 200, answer.text
+        return _without_seconds(answer.json())
+
+    serial = [ask(t) for t in tasks]
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(ask, tasks * 2))
+    assert together == serial * 2

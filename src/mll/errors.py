@@ -43,6 +43,10 @@ class StoreError(MLLError):
     """The hub's database or artifact store cannot do what was asked."""
 
 
+class AmbiguousNameError(StoreError, InvalidParameterError):
+    """A name or id prefix that fits several records; the user gives more of it (or the id)."""
+
+
 class ArtifactIntegrityError(StoreError):
     """A stored artifact does not match its content hash."""
 

@@ -180,3 +180,17 @@ def test_tokens_and_reads_on_a_postgresql_store(tmp_path, pg_url):
         meta.reflect(hub.store.engine)
         meta.drop_all(hub.store.engine)
         hub.close()
+
+
+def test_each_kind_of_error_has_its_status():
+    from mll import errors
+    from mll.serve.app import status_of
+
+    assert status_of(errors.UnknownNameError("model", "x")) == 404
+    assert status_of(errors.AmbiguousNameError("'ab12' names 2 models")) == 400
+    assert status_of(errors.LimitExceededError("too many classes")) == 413
+    assert status_of(errors.InvalidParameterError("bad")) == 400
+    assert status_of(errors.NotBuiltError("no labels")) == 503
+    assert status_of(errors.ExternalServiceError("LLM down")) == 502
+    assert status_of(errors.StoreError("disk")) == 500
+    assert status_of(errors.LabellingFailedError("failed")) == 400

@@ -368,7 +368,7 @@ class Store:
 
     def resolve(self, ref: str) -> str:
         """A model id from a full id, an unambiguous id prefix (>= 4 chars) or a unique name."""
-        from ..errors import UnknownNameError
+        from ..errors import AmbiguousNameError, UnknownNameError
 
         with self.read() as s:
             if s.get(ModelRow, ref) is not None:
@@ -381,7 +381,7 @@ class Store:
         if len(found) == 1:
             return found[0]
         if len(found) > 1:
-            raise StoreError(f"{ref!r} names {len(found)} models ({', '.join(sorted(found))}); "
+            raise AmbiguousNameError(f"{ref!r} names {len(found)} models ({', '.join(sorted(found))}); "
                              "use the id")
         raise UnknownNameError("model", ref, names, hint="see 'mll hub list'")
 

@@ -28,10 +28,16 @@ logger = logging.getLogger(__name__)
 API_VERSION = "1"
 
 #: HTTP status of each kind of user error (the most specific class listed first wins).
+#: An ambiguous name (AmbiguousNameError, also a StoreError) is the user's to fix: 400.
 STATUS = [(errors.UnknownNameError, 404), (errors.LimitExceededError, 413),
           (errors.InvalidParameterError, 400), (errors.NotBuiltError, 503),
           (errors.MissingDependencyError, 503), (errors.ExternalServiceError, 502),
           (errors.StoreError, 500), (errors.MLLError, 400)]
+
+
+def status_of(exc: errors.MLLError) -> int:
+    """The HTTP status answering ``exc``."""
+    return next(code for kind, code in STATUS if isinstance(exc, kind))
 
 
 def _finite(value: Any) -> Any:
@@ -91,7 +97,7 @@ def create_app(hub: str | Path | None = None, db: str | None = None,
 
     @app.exception_handler(errors.MLLError)
     async def _mll_error(request: Request, exc: errors.MLLError) -> JSON:
-        status = next(code for kind, code in STATUS if isinstance(exc, kind))
+        status = status_of(exc)
         return JSON({"detail": " ".join(str(exc).splitlines()), "error": type(exc).__name__},
                     status_code=status)
 

@@ -52,7 +52,8 @@ def _tokens(hub: Path, db: str | None):
 
 @token.command("create")
 @click.option("--role", required=True, type=click.Choice(["reader", "uploader", "admin"]),
-              help="reader: read the API; uploader: also add models; admin: everything.")
+              help="Roles nest: reader < uploader < admin. Every route today needs reader; "
+                   "uploader and admin are for the uploads and administration to come.")
 @click.option("--name", default="", help="Who or what the token is for.")
 @hub_option
 @db_option

@@ -18,7 +18,6 @@ from pydantic import BaseModel, Field
 
 from .. import errors
 from .._json import default
-from ..hub.store import masked
 from .service import HubService
 from .settings import ServeSettings
 from .tokens import TokenInfo
@@ -88,7 +87,7 @@ def create_app(hub: str | Path | None = None, db: str | None = None,
     settings = settings or ServeSettings()
     service = HubService(hub, db)
     logger.info("serving hub %s (database %s), %s reads", service.hub.root,
-                masked(service.hub.store.url), "anonymous" if settings.public else "token-only")
+                service.hub.store.shown, "anonymous" if settings.public else "token-only")
     app = FastAPI(title="mll", version=API_VERSION, default_response_class=JSON,
                   max_body_size=settings.max_body_bytes,
                   summary="A hub of image models labelled on a semantic graph: which models "

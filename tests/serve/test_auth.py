@@ -42,7 +42,8 @@ def test_reads_need_a_valid_token_unless_the_hub_is_public(empty_hub, tokens):
 
     public = _client(empty_hub, public=True)
     assert public.get("/api/models").status_code == 200
-    assert public.get("/api/whoami").json() == {"anonymous": True, "role": None, "public": True}
+    assert public.get("/api/whoami").json() == {"anonymous": True, "public": True, "role": None,
+                                                "id": None, "name": None}
     assert public.get("/api/models", headers=_bearer(tokens["revoked"])).status_code == 401
 
 
@@ -64,6 +65,9 @@ def test_health_schema_and_docs_need_no_token(empty_hub):
     assert {"/api/models", "/api/models/{ref}", "/api/nodes", "/api/nodes/{ref}",
             "/api/select", "/api/whoami", "/api/health"} <= set(schema["paths"])
     assert "HTTPBearer" in schema["components"]["securitySchemes"]
+    answers = schema["components"]["schemas"]  # typed answers, not bare objects
+    assert {"ModelList", "ModelDetail", "NodeDetail", "Selection", "SelectRequest"} <= set(answers)
+    assert "accuracy" in answers["ServingModel"]["properties"]
     assert client.get("/docs").status_code == 200
 
 

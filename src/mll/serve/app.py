@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from .. import errors
 from .._json import default
+from . import schemas
 from .service import HubService
 from .settings import ServeSettings
 from .tokens import TokenInfo
@@ -121,19 +122,20 @@ def create_app(hub: str | Path | None = None, db: str | None = None,
 
     reader = Annotated[TokenInfo | None, Depends(authorise("reader"))]
 
-    @app.get("/api/health", tags=["service"])
+    @app.get("/api/health", tags=["service"], response_model=schemas.Health)
     def health() -> dict:
         """Whether the server is up (no token needed)."""
         return {"status": "ok", "version": API_VERSION}
 
-    @app.get("/api/whoami", tags=["service"])
+    @app.get("/api/whoami", tags=["service"], response_model=schemas.WhoAmI)
     def whoami(token: reader) -> dict:
         """The token this request was made with (name and role), or anonymous on a public hub."""
         if token is None:
-            return {"anonymous": True, "role": None, "public": settings.public}
+            return {"anonymous": True, "public": settings.public, "role": None, "id": None,
+                    "name": None}
         return {"anonymous": False, "public": settings.public} | token.to_dict()
 
-    @app.get("/api/models", tags=["models"])
+    @app.get("/api/models", tags=["models"], response_model=schemas.ModelList)
     def models(token: reader,
                kind: Annotated[Literal["expert", "vlm"] | None, Query()] = None,
                family: Annotated[str | None, Query(max_length=100)] = None,
@@ -145,26 +147,26 @@ def create_app(hub: str | Path | None = None, db: str | None = None,
         """The hub's models, oldest first; filtered by kind and family, or searched by concept."""
         return service.models(kind, family, concept)
 
-    @app.get("/api/models/{ref}", tags=["models"])
+    @app.get("/api/models/{ref}", tags=["models"], response_model=schemas.ModelDetail)
     def model(ref: str, token: reader) -> dict:
         """One model (id, id prefix or unique name): its record, classes with their nodes, label
         summary, and measured accuracy on every sample node it covers (best first)."""
         return service.model(ref)
 
-    @app.get("/api/nodes", tags=["graph"])
+    @app.get("/api/nodes", tags=["graph"], response_model=schemas.NodeSearch)
     def nodes(token: reader, q: Annotated[str, Query(min_length=1, max_length=200)],
               limit: Annotated[int, Query(ge=1, le=200)] = 20) -> dict:
         """Graph nodes whose names match ``q``: the word's senses, then names starting with it,
         then names containing it."""
         return service.search_nodes(q, limit)
 
-    @app.get("/api/nodes/{ref}", tags=["graph"])
+    @app.get("/api/nodes/{ref}", tags=["graph"], response_model=schemas.NodeDetail)
     def node(ref: str, token: reader) -> dict:
         """One node (wnid, synset name or word): parents, children, sample image counts, and the
         models that serve it with their measured accuracy there."""
         return service.node(ref)
 
-    @app.post("/api/select", tags=["ask"])
+    @app.post("/api/select", tags=["ask"], response_model=schemas.Selection)
     def select(body: SelectRequest, token: reader) -> dict:
         """Choose models for a task from labels alone: the same JSON as 'mll select --json'."""
         return service.select(body.classes, body.domain, body.method, body.params,

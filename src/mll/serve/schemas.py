@@ -1,0 +1,149 @@
+"""The shapes of the API's answers, for the OpenAPI schema and its clients.
+
+The service builds plain dicts from the Python API; these models describe them (and FastAPI checks
+each answer against them). Each allows more fields than it lists, so a field the Python API adds
+reaches clients before it is described here.
+"""
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class Health(_Open):
+    status: str
+    version: str
+
+
+class WhoAmI(_Open):
+    anonymous: bool
+    public: bool
+    role: str | None = Field(description="reader, uploader or admin; null when anonymous")
+    id: str | None = None
+    name: str | None = None
+
+
+class NodeRef(_Open):
+    wnid: str
+    name: str
+    synset: str
+
+
+class Measured(_Open):
+    images: int = Field(description="Sample images the accuracy is measured on.")
+    correct: int
+    accuracy: float | None
+    interval: tuple[float, float] | None = Field(description="95% Wilson interval.")
+
+
+class ModelSummary(_Open):
+    """What ``mll hub list --json`` prints for a model."""
+
+    id: str
+    name: str
+    kind: str
+    family: str
+    classes: int
+    labelled: bool
+    backbone: str | None
+    n_params: int
+    latency_ms: float | None
+
+
+class Head(_Open):
+    index: int
+    name: str
+    wnid: str
+
+
+class ServingModel(Measured):
+    """A model that serves a node, with its measured accuracy there."""
+
+    id: str
+    name: str
+    kind: str
+    family: str
+    heads: list[Head] = Field(description="An expert's heads at or below the node.")
+
+
+class ModelList(_Open):
+    concept: NodeRef | None = Field(description="The node searched for, when ``concept`` given.")
+    models: list[ServingModel] | list[ModelSummary]
+
+
+class HeadClass(_Open):
+    index: int
+    name: str
+    wnid: str | None
+    score: float | None
+    confirmed: bool
+    node: str | None = Field(None, description="The node's name, once the hub is labelled.")
+
+
+class CoveredNode(Measured):
+    wnid: str
+    name: str
+
+
+class ModelDetail(ModelSummary):
+    """The record ``mll hub show --json`` prints, plus accuracy per covered node."""
+
+    classes: list[HeadClass]  # type: ignore[assignment]  (the list, not the count)
+    n_classes: int
+    labels: dict[str, Any] | None = Field(description="The label summary; null if unlabelled.")
+    nodes: list[CoveredNode] | None = Field(
+        description="Accuracy per covered sample node, best first; null without a label.")
+
+
+class SampleImages(_Open):
+    at: int = Field(description="Sample images of the node itself.")
+    below: int = Field(description="Sample images of the node and every node below it.")
+
+
+class NodeFound(NodeRef):
+    definition: str
+    sample_images: SampleImages
+
+
+class NodeSearch(_Open):
+    query: str
+    nodes: list[NodeFound]
+
+
+class NodeDetail(NodeFound):
+    lemmas: list[str]
+    depth: int
+    parents: list[NodeRef]
+    children: list[NodeRef]
+    models: list[ServingModel]
+
+
+class ClassChoice(_Open):
+    name: str
+    nodes: list[dict[str, Any]]
+    models: list[dict[str, Any]]
+    predicted_accuracy: float | None
+    interval: tuple[float, float] | None
+    covered_by: str
+    match_confidence: float | None
+    uncertain: bool
+
+
+class Selection(_Open):
+    """What ``mll select --json`` prints."""
+
+    method: str
+    task: dict[str, Any]
+    classes: list[ClassChoice]
+    predicted_accuracy: float | None
+    interval: tuple[float, float] | None
+    models: list[str]
+    seconds: float
+    rule: str
+    explanation: list[str]
+    warnings: list[str]
+    diagnostics: dict[str, Any]

@@ -4,7 +4,8 @@ The reviewed table says which stamps are photographic cut-outs and which are dra
 split by *concept* (seeded): a ``photo_sample_fraction`` of the photographed nodes go to ``sample``
 so labels carry evidence of how every model does on photographs, the rest to ``eval``, so the
 benchmark's photo task runs on concepts whose photos were never labelled on. Nodes that another
-source photographs for evaluation (foolbox's ImageNet photos) always stay on the eval side.
+source photographs for evaluation (foolbox's ImageNet photos) always stay on the eval side, nodes
+scikit-image photographs for labelling on the sample side.
 Drawings go to ``sample`` (more nodes and another style for labelling). Both are RGBA cut-outs,
 so they get the icon variants: sizes, backgrounds, flips and rotations.
 """
@@ -86,7 +87,7 @@ class TuxPaintSource(Source):
         keep = concept_subset((row.wnid for row in table.values()), cfg)
         photos = sorted({r.wnid for r in table.values() if r.extra[0] == "photo" and r.wnid in keep})
         return {"photo": photo_split(photos, cfg.seed, cfg.photo_sample_fraction,
-                                     eval_photos_elsewhere())}
+                                     eval_photos_elsewhere(), sample_photos_elsewhere())}
 
     def render(self, params: dict[str, Any]) -> Iterator[Item]:
         style = f"{params['kind']}/tuxpaint"
@@ -102,10 +103,16 @@ def eval_photos_elsewhere() -> set[str]:
     return {r.wnid for r in load_mapping("foolbox").values() if r.extra[0] == "imagenet"}
 
 
-def photo_split(wnids: list[str], seed: int, fraction: float,
-                force_eval: set[str]) -> dict[str, list[str]]:
+def sample_photos_elsewhere() -> set[str]:
+    """Nodes whose photos are labelled on anyway (scikit-image's sample photos)."""
+    return {r.wnid for r in load_mapping("skimage").values()}
+
+
+def photo_split(wnids: list[str], seed: int, fraction: float, force_eval: set[str],
+                force_sample: set[str] = frozenset()) -> dict[str, list[str]]:
     """``{"sample": [...], "eval": [...]}``: the first ``fraction`` of the concepts in a seeded
-    hash order go to sample, except those in ``force_eval``; stable as concepts come and go."""
+    hash order go to sample, plus those in ``force_sample`` (their photos are labelled on through
+    another source), except those in ``force_eval``; stable as concepts come and go."""
     rank = sorted(wnids, key=lambda w: hashlib.sha256(f"photo:{seed}:{w}".encode()).digest())
-    chosen = {w for w in rank[: round(fraction * len(rank))] if w not in force_eval}
+    chosen = (set(rank[: round(fraction * len(rank))]) | (force_sample & set(wnids))) - force_eval
     return {"sample": sorted(chosen), "eval": sorted(set(wnids) - chosen)}

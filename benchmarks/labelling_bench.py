@@ -21,7 +21,6 @@ REPEATS = 3
 def family_throughput(hub, corpus, n: int) -> list[dict]:
     """Per family, one model: raw forward images/s vs labelling images/s on the same images."""
     from mll.hub import FeatureCache
-    from mll.labels.kernel import model_outputs
     from mll.labels.store import LabelStore, Outputs
 
     ids = [r.image_id for r in corpus.records(role="sample")][:n]
@@ -43,7 +42,7 @@ def family_throughput(hub, corpus, n: int) -> list[dict]:
                 features = FeatureCache(Path(tmp) / "features", show_progress=False)
                 store = LabelStore(Path(tmp))
                 t0 = time.perf_counter()
-                values = model_outputs(model, ids, features, corpus.load)
+                values = features.outputs(model, keys=ids, load=corpus.load)
                 store.write_shard(info.content_hash, Outputs.from_dense(ids, values, info.kind))
                 labelled = max(labelled, n / (time.perf_counter() - t0))
         rows.append({"family": info.family, "model": info.name, "raw_images_per_s": round(raw, 1),

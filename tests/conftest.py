@@ -1,4 +1,5 @@
-"""Shared fixtures: a real hub (WordNet graph, caption embeddings) reused across test runs."""
+"""Shared fixtures: a real hub (WordNet graph, caption embeddings) reused across test runs, and a
+PostgreSQL server for the tests of the hub database (``pg_url``)."""
 
 from __future__ import annotations
 
@@ -49,3 +50,52 @@ def starter_hub(real_hub) -> Path:
 
     build_starter(real_hub, quick=True)
     return real_hub
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """A PostgreSQL URL: ``MLL_TEST_PG_URL``, or a throwaway local server when PostgreSQL's
+    binaries and the psycopg driver are installed; otherwise the test is skipped."""
+    import glob
+    import os
+    import shutil
+    import subprocess
+
+    if os.environ.get("MLL_TEST_PG_URL"):
+        yield os.environ["MLL_TEST_PG_URL"]
+        return
+    pytest.importorskip("psycopg", reason="PostgreSQL driver not installed (mll[postgres])")
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not bins:
+        pytest.skip("no PostgreSQL server binaries; set MLL_TEST_PG_URL")
+    bindir = Path(bins[-1]).parent
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="mll-test-pg-"))  # pytest's tmp is private to root
+    as_user = []
+    if os.geteuid() == 0:  # the server refuses to run as root
+        shutil.chown(root, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    port = _free_port()
+    data = root / "data"
+    run = lambda *cmd: subprocess.run([*as_user, *cmd], check=True, capture_output=True)  # noqa: E731
+    try:
+        run(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "mll")
+        run(str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(root / "log"), "-o",
+            f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start")
+    except (subprocess.CalledProcessError, OSError) as exc:
+        shutil.rmtree(root, ignore_errors=True)
+        pytest.skip(f"could not start a local PostgreSQL server: {exc}")
+    try:
+        yield f"postgresql+psycopg://mll@127.0.0.1:{port}/postgres"
+    finally:
+        run(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
+        shutil.rmtree(root, ignore_errors=True)

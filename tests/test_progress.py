@@ -20,7 +20,7 @@ def lines(text: str) -> list[str]:
 
 
 def test_plain_lines_when_stderr_is_not_a_terminal(capsys):
-    assert list(progress(range(50), "counting", interval=60)) == list(range(50))
+    assert list(progress(range(50), "counting", interval=60, grace=0)) == list(range(50))
     out = capsys.readouterr()
     assert out.out == ""  # stdout stays clean for --json
     got = lines(out.err)
@@ -29,13 +29,28 @@ def test_plain_lines_when_stderr_is_not_a_terminal(capsys):
     assert len(got) == 2  # fast items: no line between start and end
 
 
+def test_a_short_run_prints_nothing_and_a_longer_one_starts_after_the_grace(capsys):
+    assert list(progress(range(1000), "quick")) == list(range(1000))
+    assert capsys.readouterr().err == ""
+
+    def slow():
+        yield 1
+        time.sleep(0.5)
+        yield 2
+
+    assert list(progress(slow(), "later", total=2, interval=60, grace=0.1)) == [1, 2]
+    got = lines(capsys.readouterr().err)
+    assert got[0] == "[mll] later: started (2 to do)" and got[-1].startswith("[mll] later: done, 2")
+    assert len(got) == 2
+
+
 def test_a_slow_item_still_shows_progress(capsys):
     def slow():
         yield 1
         time.sleep(0.6)  # one item longer than several intervals
         yield 2
 
-    assert list(progress(slow(), "waiting", total=2, interval=0.1)) == [1, 2]
+    assert list(progress(slow(), "waiting", total=2, interval=0.1, grace=0)) == [1, 2]
     got = lines(capsys.readouterr().err)
     middle = got[1:-1]
     assert middle, got
@@ -46,13 +61,13 @@ def test_a_slow_item_still_shows_progress(capsys):
 
 def test_weight_counts_units_inside_items(capsys):
     batches = [["a", "b", "c"], ["d", "e"], ["f", "g"]]
-    assert list(progress(batches, "embedding 7 texts", total=7, weight=len)) == batches
+    assert list(progress(batches, "embedding 7 texts", total=7, weight=len, grace=0)) == batches
     assert lines(capsys.readouterr().err)[-1].startswith("[mll] embedding 7 texts: done, 7 in ")
 
 
 def test_an_error_ends_with_what_was_done(capsys):
     with pytest.raises(RuntimeError):
-        for i in progress(range(10), "failing"):
+        for i in progress(range(10), "failing", grace=0):
             if i == 3:
                 raise RuntimeError("boom")
     assert lines(capsys.readouterr().err)[-1].startswith("[mll] failing: stopped after 3 in ")
@@ -64,7 +79,7 @@ def test_silenced_by_env_and_by_disable(capsys, monkeypatch):
     assert progress_mode() == "off"
     assert list(progress(range(3), "quiet")) == [0, 1, 2]
     assert capsys.readouterr().err == ""
-    assert list(progress(range(3), "forced", disable=False)) == [0, 1, 2]
+    assert list(progress(range(3), "forced", disable=False, grace=0)) == [0, 1, 2]
     assert lines(capsys.readouterr().err)[0] == "[mll] forced: started (3 to do)"
 
 

@@ -18,10 +18,6 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -61,6 +57,7 @@ def atomic_write_json(dest: Path, obj: Any) -> None:
 
 
 PROGRESS_INTERVAL = 10.0  # seconds between plain progress lines: logs show life, not noise
+PROGRESS_GRACE = 2.0  # a run shorter than this prints no plain lines at all
 
 
 def progress_mode() -> str:
@@ -79,12 +76,13 @@ def progress_mode() -> str:
 
 def progress(items: Iterable[T], description: str, total: int | None = None,
              disable: bool | None = None, weight: Callable[[T], int] | None = None,
-             interval: float = PROGRESS_INTERVAL) -> Iterator[T]:
+             interval: float = PROGRESS_INTERVAL, grace: float = PROGRESS_GRACE) -> Iterator[T]:
     """Yield ``items`` while showing progress on stderr.
 
     On a terminal: a rich bar with ETA. Otherwise (CI, a log file, ``| tee``): plain lines, so a
-    long step never looks hung: a start line, a line at most every ``interval`` seconds (also
-    while one slow item is still running), and an end line with the count and elapsed time.
+    long step never looks hung: a start line once the run has lasted ``grace`` seconds (shorter
+    runs print nothing), a line at most every ``interval`` seconds (also while one slow item is
+    still running), and an end line with the count and elapsed time.
     ``weight(item)`` is how many units an item counts for (texts in a batch of texts).
     ``disable=True`` or ``MLL_NO_PROGRESS=1`` silences both; ``disable=False`` forces output.
     """
@@ -99,7 +97,7 @@ def progress(items: Iterable[T], description: str, total: int | None = None,
         yield from items
         return
     if mode == "lines":
-        with _PlainProgress(description, total, interval) as plain:
+        with _PlainProgress(description, total, interval, grace) as plain:
             for item in items:
                 yield item
                 plain.advance(1 if weight is None else weight(item))
@@ -141,23 +139,28 @@ def format_seconds(seconds: float) -> str:
 class _PlainProgress:
     """Plain progress lines on stderr; a daemon thread reports slow items between advances."""
 
-    def __init__(self, description: str, total: int | None, interval: float) -> None:
-        self.description, self.total, self.interval = description, total, interval
+    def __init__(self, description: str, total: int | None, interval: float,
+                 grace: float) -> None:
+        self.description, self.total, self.interval, self.grace = (description, total, interval,
+                                                                   grace)
         self.done = 0
         self._start = self._last = time.monotonic()
+        self._announced = False
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._tick, name="mll-progress", daemon=True)
 
     def __enter__(self) -> _PlainProgress:
-        of = f" ({self.total} to do)" if self.total is not None else ""
-        _say(f"{self.description}: started{of}")
+        if self.grace <= 0:
+            self._report()
         self._thread.start()
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self._stop.set()
         self._thread.join()
+        if not self._announced:
+            return  # a short run stays silent
         elapsed = format_seconds(time.monotonic() - self._start)
         if exc_type is None:
             _say(f"{self.description}: done, {self.done} in {elapsed}")
@@ -167,28 +170,39 @@ class _PlainProgress:
     def advance(self, n: int) -> None:
         with self._lock:
             self.done += n
-        if time.monotonic() - self._last >= self.interval:
-            self._report()
+        self._report()
 
     def _tick(self) -> None:
-        while not self._stop.wait(self.interval / 4):
-            if time.monotonic() - self._last >= self.interval:
-                self._report()
+        step = min(self.interval / 4, max(self.grace, 0.05))
+        while not self._stop.wait(step):
+            self._report()
 
     def _report(self) -> None:
+        """Print the start line once the grace has passed, then a line per interval."""
         with self._lock:
             now = time.monotonic()
-            if now - self._last < self.interval:
-                return  # the other thread just reported
-            self._last = now
-            done, elapsed = self.done, now - self._start
+            elapsed = now - self._start
+            if not self._announced:
+                if elapsed < self.grace:
+                    return
+                self._announced, self._last = True, now
+                of = f" ({self.total} to do)" if self.total is not None else ""
+                line = f"{self.description}: started{of}"
+            elif now - self._last >= self.interval:
+                self._last = now
+                line = self._status(self.done, elapsed)
+            else:
+                return
+        _say(line)
+
+    def _status(self, done: int, elapsed: float) -> str:
         line = f"{self.description}: {done}"
         if self.total:
             line += f"/{self.total} ({100 * done / self.total:.0f}%)"
         line += f", {format_seconds(elapsed)} elapsed"
         if self.total and 0 < done < self.total:
             line += f", about {format_seconds(elapsed * (self.total - done) / done)} left"
-        _say(line)
+        return line
 
 
 def _say(line: str) -> None:

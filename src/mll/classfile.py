@@ -25,9 +25,9 @@ import re
 from pathlib import Path
 
 from . import limits as _limits
+from ._types import is_wnid
 from .errors import InvalidParameterError
 
-WNID = re.compile(r"^n\d{8}$")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")  # Unicode Cc but TAB, Zl, Zp
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
@@ -80,7 +80,7 @@ def parse_classes(text: str, source: str = "class list",
         _check_characters(name + wnid, where)
         if not name:
             raise InvalidParameterError(f"{where}: a class name is missing before the TAB")
-        if tab and wnid and not WNID.match(wnid):
+        if tab and wnid and not is_wnid(wnid):
             raise InvalidParameterError(
                 f"{where}: {wnid!r} after the TAB is not a node id like n02084071 (one class per "
                 "line, 'name<TAB>wnid' to pin its node)")

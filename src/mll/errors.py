@@ -55,6 +55,10 @@ class NotBuiltError(MLLError):
     """A stage's output (graph, corpus, labels, models) does not exist yet; build it first."""
 
 
+class LabellingFailedError(MLLError):
+    """Some models could not be labelled; the others were, and each failure says how to fix it."""
+
+
 class MissingDependencyError(MLLError):
     """A package, system file or data set mll needs is not installed."""
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 
 from mll.classfile import read_class_file
 from mll.cli import main
-from mll.errors import InvalidParameterError, LimitExceededError
+from mll.errors import InvalidParameterError, LimitExceededError, MLLWarning
 from mll.hub import read_classes
 from mll.selection import Task
 
@@ -131,3 +132,113 @@ def test_cli_error_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert len(err) == 1 and err[0].startswith("Error: ") and "UTF-8" in err[0]
+
+
+def _toy():
+    """The selection tests' toy label table builder (a 14-node WordNet, synthetic labels)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "selection" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("_toy_selection", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _toy_table(directory):
+    """The toy table, its matcher searching every node's caption as a real hub's search set does
+    (so a gibberish name gets its nearest captions as guesses, as on a real hub)."""
+    from mll.graph.match import Captions, Matcher
+
+    toy = _toy()
+
+    def matcher(graph, encoder, where):
+        (where / "graph").mkdir(exist_ok=True)
+        return Matcher(graph, encoder, Captions(graph, encoder, where / "graph",
+                                                nodes=np.arange(len(graph))))
+
+    toy._matcher = matcher
+    return toy.build_toy_table(directory)
+
+
+@pytest.fixture(scope="module")
+def toy_table(tmp_path_factory):
+    return _toy_table(tmp_path_factory.mktemp("toy"))
+
+
+@contract("class files and names", "a best match without a lexical hit, a weak one, a strong one",
+          "matches nothing / used but reported as uncertain / used (thresholds fitted on real "
+          "and gibberish names)")
+def test_match_status_thresholds():
+    from mll.graph.match import NO_MATCH_BELOW, UNCERTAIN_BELOW, Candidate, match_status
+
+    def cand(score, lexical):
+        return Candidate("n00000001", "x", score, lexical, {})
+
+    assert match_status(None) == "none"
+    assert match_status(cand(NO_MATCH_BELOW - 0.01, False)) == "none"
+    assert match_status(cand(NO_MATCH_BELOW - 0.01, True)) == "uncertain"
+    assert match_status(cand(UNCERTAIN_BELOW - 0.01, False)) == "uncertain"
+    assert match_status(cand(UNCERTAIN_BELOW, True)) == "confident"
+
+
+@contract("class files and names", "'mll select' with a gibberish class name ('xqzzkk') among "
+          "real ones", "a warning names the class and its best guess; JSON carries "
+          "match_confidence and uncertain per class; the rest is selected as usual")
+def test_select_reports_a_name_that_matches_nothing(toy_table):
+    from mll.selection import make_selector
+
+    sel = make_selector("chco").fit(toy_table).select(Task.create(["dog", "cat", "xqzzkk"]))
+    assert any("'xqzzkk' matches no concept (best guess" in w for w in sel.warnings)
+    classes = {c["name"]: c for c in sel.to_dict()["classes"]}
+    assert classes["xqzzkk"]["uncertain"] is True
+    assert classes["xqzzkk"]["match_confidence"] < 0.45
+    assert classes["dog"]["uncertain"] is False and classes["dog"]["match_confidence"] >= 0.6
+    assert classes["dog"]["models"]
+
+
+@contract("class files and names", "'mll select' where no class name matches any concept",
+          "one-line error listing the best guesses and saying to check the spelling")
+def test_select_refuses_a_task_that_matches_nothing(toy_table):
+    from mll.selection import make_selector
+
+    with pytest.raises(InvalidParameterError, match="none of the classes matches a concept"):
+        make_selector("chco").fit(toy_table).select(Task.create(["xqzzkk", "qwrtpz"]))
+
+
+@contract("class files and names", "'hub add' of an expert with a class name that matches no "
+          "concept", "that class stays unmapped (not a poor match) and a warning says to review "
+          "it with 'mll hub map'")
+def test_hub_add_leaves_gibberish_unmapped_and_says_so(tmp_path, monkeypatch):
+    from mll.hub import Hub
+    from mll.hub.archs import build
+
+    graph_dir = tmp_path / "toy"
+    graph_dir.mkdir()
+    matcher = _toy_table(graph_dir).matcher
+    monkeypatch.setattr(Hub, "_graph_ready", lambda self: True)
+    monkeypatch.setattr(Hub, "_matcher", lambda self: matcher)
+    (tmp_path / "hub").mkdir()
+    with Hub.open(tmp_path / "hub") as hub:
+        with pytest.warns(MLLWarning, match=r"1 class\(es\) match no concept and stay unmapped: "
+                                            r"'xqzzkk'.*mll hub map"):
+            info = hub.add(build("small-cnn", {"n_classes": 3, "width": 4}),
+                           classes=["dog", "cat", "xqzzkk"])
+    wnids = {c.name: c.wnid for c in info.classes}
+    assert wnids["dog"] == _toy().wnid(3) and wnids["cat"] == _toy().wnid(4)
+    assert wnids["xqzzkk"] is None
+
+
+@contract("class files and names", "a name with no candidate at all (a graph whose caption search "
+          "set is empty)", "no candidates for that name, no crash; the other names still match")
+def test_name_without_any_candidate(tmp_path):
+    from mll.graph.graph import SemanticGraph
+    from mll.graph.match import Captions, Matcher
+
+    toy = _toy()
+    graph = SemanticGraph.from_wordnet(toy.write_wordnet(tmp_path / "wordnet"))
+    encoder = toy.HashingEncoder()
+    matcher = Matcher(graph, encoder, Captions(graph, encoder, tmp_path, nodes=np.array([], int)))
+    dog, nothing = matcher.match(["dog", "xqzzkk"], top=3)
+    assert dog[0].wnid == toy.wnid(3) and nothing == []

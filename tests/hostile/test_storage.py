@@ -51,7 +51,8 @@ def _model_row(hub: Hub, name: str = "tiny") -> ModelRow:
     src.write_bytes(name.encode() * 100)
     digest = hub.artifacts.put_file(src)
     chash = hashlib.sha256(name.encode()).hexdigest()
-    row = ModelRow(id=chash[:12], content_hash=chash, name=name, kind="expert", family="onnx",
+    row = ModelRow(id=chash[:12], content_hash=chash, name=name, kind="expert",
+                   family="torch-safetensors",
                    source="", license="MIT", n_params=10, latency_ms=1.0, input_size=28,
                    input_channels=1, input_mean=[0.5], input_std=[0.5], backbone=None,
                    artifact_digest=digest, artifact_bytes=src.stat().st_size, config={},
@@ -270,15 +271,19 @@ READ_COMMANDS = [
     ["graph", "info"], ["graph", "show", "dog"], ["graph", "match", "dog"],
     ["graph", "path", "dog", "cat"], ["data", "list"], ["data", "nodes"],
     ["data", "show", "n02084071"], ["select", "--classes", "cat,dog"],
-    ["solve", "--classes", "cat,dog", "--images", "."], ["label"]]
+    ["solve", "--classes", "cat,dog", "--images", "imgs"], ["label"]]
 
 
 @contract("storage", "mistyped --hub for select, solve, label, hub/graph/data reads",
           "one-line 'no hub / no graph' error within seconds; nothing is built or created")
 @pytest.mark.parametrize("argv", READ_COMMANDS, ids=lambda a: " ".join(a[:2]))
 def test_read_commands_on_a_missing_hub_build_nothing(capsys, tmp_path, monkeypatch, argv):
+    from PIL import Image
+
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLL_DB", raising=False)
+    (tmp_path / "imgs").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "imgs" / "one.png")  # solve checks its images first
     typo = tmp_path / "hbu"
     start = time.monotonic()
     code, _, err = run(capsys, *argv, "--hub", str(typo))

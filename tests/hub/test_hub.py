@@ -19,6 +19,7 @@ class FakeCandidate:
     wnid: str
     name: str
     score: float
+    lexical: bool = True  # the names below are WordNet lemmas
 
 
 class FakeMatcher:

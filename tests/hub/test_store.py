@@ -6,9 +6,10 @@ import hashlib
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import Boolean, Float, Integer, MetaData, Table, text
+from sqlalchemy import MetaData, text
 
 from mll.errors import StoreError, UnknownNameError
+from mll.hub.records import LabelSummary, upsert_label_summary
 from mll.hub.store import ClassRow, ModelRow, Store
 
 
@@ -84,36 +85,19 @@ def test_ambiguous_name_asks_for_the_id(store):
         store.resolve("m1")
 
 
-def _label_row(table: Table, model_id: str) -> dict:
-    """A row for whatever columns the labels stage's table has (required ones filled in)."""
-    row = {}
-    for col in table.columns:
-        if col.name == "model_id":
-            row[col.name] = model_id
-        elif isinstance(col.type, Boolean):
-            row[col.name] = True
-        elif isinstance(col.type, Integer):
-            row[col.name] = 7
-        elif isinstance(col.type, Float):
-            row[col.name] = 0.5
-        else:
-            row[col.name] = "x"
-    return row
-
-
-def test_labelled_flag_reads_the_labels_stage_table(store):
+def test_labelled_flag_reads_the_label_summary_record(store):
     store.insert(_row(1))
     assert store.get(_row(1).id).labelled is False
-    with store.engine.begin() as conn:
-        if not store.engine.dialect.has_table(conn, "label_summaries"):  # before the labels stage
-            conn.execute(text("CREATE TABLE label_summaries (model_id VARCHAR(16) PRIMARY KEY, "
-                              "nodes INTEGER, complete BOOLEAN)"))
-        table = Table("label_summaries", MetaData(), autoload_with=conn)
-        conn.execute(table.insert().values(**_label_row(table, _row(1).id)))
+    row = LabelSummary(model_id=_row(1).id, graph_version="g", corpus_version="c", images=7,
+                       nodes_covered=7, mean_accuracy=None, labelling_seconds=0.5, bytes=7,
+                       labelled_at="2026-01-02T03:04:05Z", complete=True)
+    with store.write() as s:
+        upsert_label_summary(s, row)
     info = store.get(_row(1).id)
-    assert info.labelled and info.labels["model_id"] == _row(1).id
-    with store.engine.begin() as conn:
-        conn.execute(table.update().values(complete=False))
+    assert info.labelled and info.labels == row.to_dict()
+    row.complete = False
+    with store.write() as s:
+        upsert_label_summary(s, row)
     assert store.get(_row(1).id).labelled is False
 
 

@@ -70,6 +70,12 @@ def test_label_then_nothing_to_do(small_hub, tmp_path):
     summary = report.per_model[report.models_labelled[0]]
     assert summary["nodes_covered"] >= 4 and 0 <= summary["mean_accuracy_own_classes"] <= 1
     assert {"auroc", "auroc_max_softmax"} <= set(summary["detector"])
+    from mll.hub import Hub
+
+    with Hub.open(hub) as h:  # the summary row the hub reads ('mll hub list/show')
+        row = h.get(report.models_labelled[0])
+    assert row.labelled and row.labels["images"] == report.images
+    assert row.labels["mean_accuracy"] == summary["mean_accuracy_own_classes"]
     again = label_hub(hub)
     assert again.models_labelled == [] and len(again.models_up_to_date) == 2
     assert again.outputs_computed == 0

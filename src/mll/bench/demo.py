@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .._io import StepTimer
 from ..config import resolve_hub
 from ..images import to_rgb
 from .tasks import standard_tasks
@@ -29,19 +30,25 @@ def export_task(corpus, task, root: Path) -> Path:
     return root
 
 
-def run_demo(hub_dir: str | Path | None, task_name: str = DEMO_TASK, db: str | None = None):
+def run_demo(hub_dir: str | Path | None, task_name: str = DEMO_TASK, db: str | None = None,
+             timer: StepTimer | None = None):
+    """Solve ``task_name`` on the hub; ``timer`` (if given) gets each step's seconds."""
     from ..reuse import solve
     from ..selection import LabelTable, Task
 
+    timer = timer or StepTimer("demo", announce=False)
     hub_dir = resolve_hub(hub_dir)
-    table = LabelTable(hub_dir, db=db)
-    task = next(t for t in standard_tasks(table.corpus, table.graph, quick=True)
-                if t.name == task_name)
-    out = hub_dir / "demo" / task.name
-    images = export_task(table.corpus, task, out / "images")
-    result = solve(table, Task.create([c.replace("/", "-") for c in task.classes],
-                                      domain=task.domain, name=task.name),
-                   images, report=out / "report.html", out_csv=out / "predictions.csv",
-                   save=out / "predictor.zip")
+    with timer.step("open hub"):
+        table = LabelTable(hub_dir, db=db)
+    with timer.step("export eval images"):
+        task = next(t for t in standard_tasks(table.corpus, table.graph, quick=True)
+                    if t.name == task_name)
+        out = hub_dir / "demo" / task.name
+        images = export_task(table.corpus, task, out / "images")
+    with timer.step("match, select, predict, report"):
+        result = solve(table, Task.create([c.replace("/", "-") for c in task.classes],
+                                          domain=task.domain, name=task.name),
+                       images, report=out / "report.html", out_csv=out / "predictions.csv",
+                       save=out / "predictor.zip")
     table.close()
     return result, out

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 
 from .._io import progress
-from ..labels.kernel import model_outputs
 from ..reuse import TaskPredictor
 from ..selection import Task, build_context, make_selector, selectors
 from ..selection.plan import Plan, combine
@@ -55,7 +54,7 @@ class BenchConfig:
 def eval_outputs(table, task: EvalTask) -> dict[str, np.ndarray]:
     """Every model's raw output (and the prototype backbone's features) on the task's images."""
     load, feats = table.corpus.load, table.hub.features
-    out = {mid: model_outputs(table.adapter(mid), task.image_ids, feats, load)
+    out = {mid: feats.outputs(table.adapter(mid), keys=task.image_ids, load=load)
            for mid in table.models}
     out[table.proto_backbone] = feats.get(table.proto_backbone, keys=task.image_ids, load=load)
     return out
@@ -85,28 +84,36 @@ def run_method(table, ctx, outputs, task: EvalTask, method: str, params: dict) -
             "models": sel.models, "selection": sel}
 
 
-def _bootstrap_means(per_task: list[np.ndarray], seed: int) -> np.ndarray:
-    """(BOOTSTRAP,) means over tasks of per-task means, images resampled within each task."""
-    rng = np.random.default_rng(seed)
-    means = np.zeros(BOOTSTRAP)
-    for x in per_task:
-        means += x[rng.integers(0, len(x), size=(BOOTSTRAP, len(x)))].mean(axis=1)
-    return means / len(per_task)
+def _bootstrap_interval(per_task: list[np.ndarray], seed: int) -> tuple[float, float]:
+    """95% percentile bootstrap interval of the mean over tasks of per-task mean values.
+
+    Each task is its own sample for ``scipy.stats.bootstrap``, so images are resampled within
+    their task and every task keeps the equal weight it has in the reported mean.
+    """
+    from scipy.stats import bootstrap
+
+    def mean_over_tasks(*samples: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.mean([x.mean(axis=axis) for x in samples], axis=0)
+
+    result = bootstrap([np.asarray(x, dtype=float) for x in per_task], mean_over_tasks,
+                       n_resamples=BOOTSTRAP, method="percentile", vectorized=True, batch=100,
+                       rng=np.random.default_rng(seed))
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 def paired_bootstrap(a: list[np.ndarray], b: list[np.ndarray], seed: int) -> tuple[float, float, float]:
     """Mean-over-tasks accuracy difference a - b and its 95% interval (the same images resampled
     for both methods, so the interval is that of the per-image differences)."""
     diffs = [x.astype(float) - y for x, y in zip(a, b, strict=True)]
-    lo, hi = np.percentile(_bootstrap_means(diffs, seed), [2.5, 97.5])
+    lo, hi = _bootstrap_interval(diffs, seed)
     point = float(np.mean([d.mean() for d in diffs]))
-    return round(point, 4), round(float(lo), 4), round(float(hi), 4)
+    return round(point, 4), round(lo, 4), round(hi, 4)
 
 
 def mean_interval(correct: list[np.ndarray], seed: int) -> tuple[float, float]:
     """95% bootstrap interval of a method's mean-over-tasks accuracy: the benchmark's resolution."""
-    lo, hi = np.percentile(_bootstrap_means([c.astype(float) for c in correct], seed), [2.5, 97.5])
-    return round(float(lo), 4), round(float(hi), 4)
+    lo, hi = _bootstrap_interval([c.astype(float) for c in correct], seed)
+    return round(lo, 4), round(hi, 4)
 
 
 def run_bench(hub_dir: str | Path | None, config: BenchConfig = BenchConfig(), db: str | None = None

@@ -16,12 +16,15 @@ from ._options import emit_json, hub_option, json_option
 @json_option
 def command(task_name: str, hub: Path, as_json: bool) -> None:
     """Solve an eval task by class names alone (needs a labelled hub: 'mll starter --quick')."""
+    from .._io import StepTimer
     from ..bench.demo import run_demo
 
-    result, out = run_demo(hub, task_name)
+    timer = StepTimer("demo")
+    result, out = run_demo(hub, task_name, timer=timer)
     sel = result.selection
     if as_json:
-        emit_json(result.to_dict() | {"report": str(out / "report.html")})
+        emit_json(result.to_dict() | {"report": str(out / "report.html"),
+                                      "steps": timer.to_dict()})
         return
     click.echo(f"Task {task_name!r}: {len(sel.classes)} classes, {len(result.paths)} eval images "
                f"(never seen by selection)")
@@ -36,3 +39,4 @@ def command(task_name: str, hub: Path, as_json: bool) -> None:
     click.echo(f"Predicted accuracy {pa}; measured accuracy {result.accuracy:.3f} "
                f"({len(sel.models)} models loaded, selection {sel.seconds * 1000:.0f} ms)")
     click.echo(f"HTML report: {out / 'report.html'}")
+    click.echo(f"time by step: {timer.breakdown()} (total {timer.total:.1f}s)")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import MLLError
+from ..errors import LabellingFailedError
 from ..labels import label_hub
 from ..labels.executors import executors
 from ._options import emit_json, hub_option, json_option
@@ -47,5 +47,5 @@ def command(models: tuple[str, ...], executor: str, address: str | None, batch: 
         click.echo(f"failed {f['model_id']} ({f['name']}): {f['reason']}; {f['fix']}", err=True)
     if report.failed:
         ids = ", ".join(f["model_id"] for f in report.failed)
-        raise MLLError(f"{len(report.failed)} model(s) could not be labelled ({ids}); the "
+        raise LabellingFailedError(f"{len(report.failed)} model(s) could not be labelled ({ids}); the "
                        f"other {len(report.models_labelled)} were labelled")

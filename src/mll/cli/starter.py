@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from .._io import format_seconds
 from ..starter import StarterReport, build_starter
 from ._options import emit_json, hub_option, json_option
 
@@ -35,7 +36,11 @@ def _print(report: StarterReport) -> None:
         click.echo(f"retrained (their recipe changed): {', '.join(report.replaced)}")
     for name, why in report.left_out.items():
         click.echo(f"left out {name}: {why}")
-    phases = ", ".join(f"{k} {v:.1f}s" for k, v in report.phases.items())
     click.echo(f"{report.mode} starter hub {report.hub}: {report.count('expert')} experts, "
                f"{report.count('vlm')} VLMs, {len(report.added)} added; "
-               f"{report.labels['models_labelled']} labelled in {report.seconds:.1f}s ({phases})")
+               f"{report.labels['models_labelled']} labelled in {format_seconds(report.seconds)}")
+    click.echo("time by step (wall, CPU):")
+    for name, wall in report.phases.items():
+        click.echo(f"  {name:34} {format_seconds(wall):>8} {format_seconds(report.cpu_seconds[name]):>8}")
+    for name, wall in report.background.items():
+        click.echo(f"  {name + ' (in background)':34} {format_seconds(wall):>8}")

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_path
+from .._packed import pack_texts, unpack_texts
 
 ROLES = ("train", "sample", "eval")
 TEXT_COLUMNS = ("source", "orig_id", "license", "style", "wnid", "role", "augmentation")
@@ -50,18 +51,6 @@ class Location:
     length: int
     codec: int
     shape: tuple[int, int, int]
-
-
-def _pack_texts(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    encoded = [t.encode("utf-8") for t in texts]
-    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-    np.cumsum([len(b) for b in encoded], out=offsets[1:])
-    return np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets
-
-
-def _unpack_texts(blob: np.ndarray, offsets: np.ndarray) -> tuple[str, ...]:
-    raw = blob.tobytes()
-    return tuple(raw[offsets[i]: offsets[i + 1]].decode("utf-8") for i in range(len(offsets) - 1))
 
 
 @dataclass(frozen=True)
@@ -202,7 +191,7 @@ class RecordTable:
         for name, col in [*self.text.items(), ("pack", self.pack)]:
             col = col.normalised()
             arrays[f"{name}.codes"] = col.codes
-            arrays[f"{name}.blob"], arrays[f"{name}.off"] = _pack_texts(col.vocab)
+            arrays[f"{name}.blob"], arrays[f"{name}.off"] = pack_texts(col.vocab)
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, **arrays)
@@ -213,7 +202,7 @@ class RecordTable:
             a = {k: data[k] for k in data.files}
 
         def cat(name: str) -> Categorical:
-            return Categorical(a[f"{name}.codes"], _unpack_texts(a[f"{name}.blob"], a[f"{name}.off"]))
+            return Categorical(a[f"{name}.codes"], unpack_texts(a[f"{name}.blob"], a[f"{name}.off"]))
 
         return cls(a["digest"], {c: cat(c) for c in TEXT_COLUMNS}, cat("pack"), a["offset"],
                    a["length"], a["codec"], a["shape"])

@@ -34,6 +34,20 @@ def image_key(img: np.ndarray) -> str:
     return h.hexdigest()
 
 
+def model_outputs(model, features: Callable[[str], np.ndarray],
+                  images: Callable[[], Sequence[np.ndarray]],
+                  batch_size: int | None = None) -> np.ndarray:
+    """What labelling, the benchmark and a predictor read from a model: expert probabilities or
+    VLM image embeddings. A model on a shared backbone starts from ``features(backbone_id)``, so
+    the caller computes (or caches) them once for every model on it; others run on ``images()``."""
+    if model.backbone is not None:
+        feats = features(model.backbone)
+        return (model.predict_proba_from_features(feats) if model.kind == "expert"
+                else model.encode_images_from_features(feats))
+    run = model.predict_proba if model.kind == "expert" else model.encode_images
+    return run(images(), batch_size)
+
+
 class FeatureCache:
     """``cache.get(backbone_id, keys=ids, load=corpus.load)`` -> ``(N, dim)`` float32.
 
@@ -72,20 +86,11 @@ class FeatureCache:
         index = self._refresh(backbones.get(backbone).id)
         return [k for k in dict.fromkeys(keys) if k not in index]
 
-    def predict_proba(self, expert, images: Sequence[np.ndarray] | None = None, *,
-                      keys: Sequence[str] | None = None, load: Loader | None = None) -> np.ndarray:
-        """An expert's probabilities, through cached features when it sits on a backbone."""
-        if expert.backbone is None:
-            return expert.predict_proba(self._images(images, keys, load))
-        return expert.predict_proba_from_features(
-            self.get(expert.backbone, images, keys=keys, load=load))
-
-    def encode_images(self, vlm, images: Sequence[np.ndarray] | None = None, *,
-                      keys: Sequence[str] | None = None, load: Loader | None = None) -> np.ndarray:
-        """A VLM's image embeddings, through cached features when it sits on a backbone."""
-        if vlm.backbone is None:
-            return vlm.encode_images(self._images(images, keys, load))
-        return vlm.encode_images_from_features(self.get(vlm.backbone, images, keys=keys, load=load))
+    def outputs(self, model, images: Sequence[np.ndarray] | None = None, *,
+                keys: Sequence[str] | None = None, load: Loader | None = None) -> np.ndarray:
+        """A model's raw output (see :func:`model_outputs`), through cached backbone features."""
+        return model_outputs(model, lambda backbone: self.get(backbone, images, keys=keys, load=load),
+                             lambda: self._images(images, keys, load))
 
     def count(self, backbone: str) -> int:
         return len(self._refresh(backbones.get(backbone).id))

@@ -251,11 +251,9 @@ class Hub:
         """Rebuild a model's adapter from its verified artifact."""
         info = self.get(ref)
         path = self.artifacts.get(info.artifact_digest)
-        adapter = families.get(info.family).from_artifact(path, info.config,
-                                                           [c.name for c in info.classes])
-        adapter.id = info.id
-        if isinstance(adapter, Expert):
-            adapter.wnids = list(info.wnids)
+        adapter = families.get(info.family).rebuild(path, info.config,
+                                                     [c.name for c in info.classes], info.id,
+                                                     info.wnids)
         if isinstance(adapter, TextTowerMixin):
             from ..text import EmbeddingCache
 
@@ -465,11 +463,31 @@ class Hub:
 
     def _match(self, todo: list[HeadClass], context: list[str],
                domain: str) -> dict[int, HeadClass]:
+        """Best node per class; a name that matches no concept stays unmapped (a wrong node would
+        be evidence for the wrong class), and both those and low-confidence matches are reported."""
+        from ..graph.match import match_status
+
         ranked = self._matcher().match([c.name for c in todo], context=context, domain=domain,
                                        top=1)
-        return {c.index: HeadClass(c.index, c.name, cands[0].wnid if cands else None,
-                                   float(cands[0].score) if cands else None, False)
-                for c, cands in zip(todo, ranked, strict=True)}
+        out, none, uncertain = {}, [], []
+        for c, cands in zip(todo, ranked, strict=True):
+            best = cands[0] if cands else None
+            status = match_status(best)
+            guess = f"{best.name} {best.score:.2f}" if best else "no candidate"
+            if status == "none":
+                none.append(f"{c.name!r} ({guess})")
+            elif status == "uncertain":
+                uncertain.append(f"{c.name!r} -> {guess}")
+            out[c.index] = HeadClass(c.index, c.name, best.wnid if status != "none" else None,
+                                     float(best.score) if best else None, False)
+        if none or uncertain:
+            parts = ([f"{len(none)} class(es) match no concept and stay unmapped: "
+                      + _first(none)] if none else [])
+            parts += ([f"{len(uncertain)} class(es) matched with low confidence: "
+                       + _first(uncertain)] if uncertain else [])
+            warnings.warn("; ".join(parts) + "; review them with 'mll hub map ID --unconfirmed' "
+                          "and set nodes with --set CLASS=WNID", MLLWarning, stacklevel=4)
+        return out
 
     def _rematch(self, info: ModelInfo, domain: str) -> dict[str, HeadClass]:
         if not self._graph_ready():
@@ -480,6 +498,11 @@ class Hub:
             return {}
         context = [c.name for c in info.classes if c.confirmed]
         return {c.name: c for c in self._match(todo, context, domain).values()}
+
+
+def _first(items: list[str], n: int = 8) -> str:
+    """The first ``n`` items, joined, and how many more there are."""
+    return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
 
 
 def _family_of_path(path: Path) -> str | None:

@@ -1,7 +1,6 @@
 """The ImageNet-1k label space (wnids, lemmas, definitions), read from files in the timm wheel.
 
-timm is installed without its dependencies only for these text files; importing it would pull in
-torchvision, so they are located through package metadata and read by path.
+The files come from the timm wheel through :func:`mll._timm_data.timm_info_file`.
 """
 
 from __future__ import annotations
@@ -9,11 +8,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 
-from ..errors import MissingDependencyError
-
-_INFO = "timm/data/_info"
+from .._timm_data import timm_info_file
 
 
 @dataclass(frozen=True)
@@ -36,27 +32,14 @@ class ImageNetClasses:
                 for lem, d, w in zip(self.lemmas, self.definitions, self.wnids, strict=True)]
 
 
-def _info_file(name: str) -> Path:
-    from importlib.metadata import PackageNotFoundError, distribution
-
-    try:
-        path = Path(str(distribution("timm").locate_file(f"{_INFO}/{name}")))
-    except PackageNotFoundError:
-        path = None
-    if path is None or not path.is_file():
-        raise MissingDependencyError(f"the ImageNet class list ({name}) comes from the timm wheel; install it "
-                       "with 'pip install --no-deps timm==1.0.31'")
-    return path
-
-
 def _tab_file(name: str) -> dict[str, str]:
-    lines = _info_file(name).read_text(encoding="utf-8").splitlines()
+    lines = timm_info_file(name).read_text(encoding="utf-8").splitlines()
     return dict(line.split("\t", 1) for line in lines if "\t" in line)
 
 
 @cache
 def imagenet_classes() -> ImageNetClasses:
-    wnids = tuple(_info_file("imagenet_synsets.txt").read_text().split())
+    wnids = tuple(timm_info_file("imagenet_synsets.txt").read_text().split())
     lemmas, definitions = _tab_file("imagenet_synset_to_lemma.txt"), _tab_file(
         "imagenet_synset_to_definition.txt")
     return ImageNetClasses(wnids, tuple(lemmas[w].split(",")[0].strip() for w in wnids),

@@ -12,7 +12,6 @@ naming the URL with its password masked. A database in a directory this process 
 
 from __future__ import annotations
 
-import ast
 import fcntl
 import logging
 import os
@@ -48,7 +47,6 @@ from sqlalchemy.exc import (
     OperationalError,
 )
 from sqlalchemy.orm import (
-    DeclarativeBase,
     Mapped,
     Session,
     mapped_column,
@@ -58,20 +56,16 @@ from sqlalchemy.orm import (
 from sqlalchemy.pool import StaticPool
 
 from ..errors import MissingDependencyError, NotBuiltError, StoreError
+from .records import Base, LabelSummary, label_summaries
 from .spec import HeadClass, InputSpec, ModelInfo
 
 logger = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-LABEL_TABLE = "label_summaries"  # created by the labels stage's own migration
 _PG_LOCK_KEY = 0x6D6C6C  # "mll": advisory lock id for migrations on PostgreSQL
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _URL_EXAMPLES = "sqlite:////path/to/mll.db or postgresql+psycopg://user@host/dbname"
 _PG_CONNECT_TIMEOUT = 10  # seconds; a server that does not answer is reported, not waited for
-
-
-class Base(DeclarativeBase):
-    pass
 
 
 class ModelRow(Base):
@@ -307,15 +301,12 @@ class Store:
 
     @staticmethod
     def _heads() -> set[str]:
-        """Newest revisions, read from the migration files without importing Alembic (fast open)."""
-        revisions, parents = set(), set()
-        for location in version_locations():
-            for script in location.glob("*.py"):
-                found = _revision_ids(script)
-                if found is not None:
-                    revisions.add(found[0])
-                    parents.update(found[1])
-        return revisions - parents
+        """The newest revisions as ``alembic_version`` lists them once upgraded: a revision that
+        another one depends on (``depends_on``) is not listed there, so it is left out here too."""
+        from alembic.script import ScriptDirectory
+
+        script = ScriptDirectory.from_config(_alembic_config(None))
+        return set(script.get_heads(consider_depends_on=True))
 
     @staticmethod
     def _current(conn: Connection) -> set[str]:
@@ -406,7 +397,7 @@ class Store:
                 found = [rows[i] for i in ids if i in rows]
             else:
                 found = list(s.scalars(query.order_by(ModelRow.created_at, ModelRow.id)))
-            labels = self._label_summaries(s, [r.id for r in found])
+            labels = label_summaries(s, [r.id for r in found])
         return [_info(r, labels.get(r.id)) for r in found]
 
     def delete(self, model_id: str, on_orphan: Callable[[str], None] | None = None) -> bool:
@@ -439,40 +430,6 @@ class Store:
                 target = by_idx[c.index]
                 target.wnid, target.score, target.confirmed = c.wnid, c.score, c.confirmed
 
-    # -- labels (owned by the labels stage) -----------------------------------------------------
-    @staticmethod
-    def _label_summaries(s: Session, ids: list[str]) -> dict[str, dict[str, Any]]:
-        """Rows of the labels stage's summary table, when that stage has created it."""
-        conn = s.connection()
-        if not ids or not inspect(conn).has_table(LABEL_TABLE):
-            return {}
-        from sqlalchemy import MetaData, Table
-
-        table = Table(LABEL_TABLE, MetaData(), autoload_with=conn)
-        rows = conn.execute(select(table).where(table.c.model_id.in_(ids))).mappings()
-        return {r["model_id"]: {k: _plain(v) for k, v in r.items()} for r in rows}
-
-
-def _revision_ids(script: Path) -> tuple[str, set[str]] | None:
-    """``(revision, revisions it builds on)`` of an Alembic script, from its assignments.
-
-    A revision builds on its ``down_revision`` and its ``depends_on``; Alembic records neither
-    in ``alembic_version`` once the revision is applied.
-    """
-    values: dict[str, Any] = {}
-    for node in ast.parse(script.read_text()).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(
-                node.targets[0], ast.Name):
-            if node.targets[0].id in ("revision", "down_revision", "depends_on"):
-                values[node.targets[0].id] = ast.literal_eval(node.value)
-    if "revision" not in values:
-        return None
-    below: set[str] = set()
-    for key in ("down_revision", "depends_on"):
-        value = values.get(key)
-        below.update([value] if isinstance(value, str) else value or ())
-    return values["revision"], below
-
 
 def _first_line(exc: DatabaseError) -> str:
     """The driver's own message, first line only (SQLAlchemy appends the SQL and a link)."""
@@ -486,11 +443,12 @@ def _plain(value: Any) -> Any:
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
 
 
-def _info(row: ModelRow, label: dict[str, Any] | None) -> ModelInfo:
+def _info(row: ModelRow, summary: LabelSummary | None) -> ModelInfo:
     spec = InputSpec(row.input_size, row.input_channels, tuple(row.input_mean),
                      tuple(row.input_std))
     classes = tuple(HeadClass(c.idx, c.name, c.wnid, c.score, c.confirmed) for c in row.classes)
-    labelled = bool(label) and bool(label.get("complete", True))
+    label = None if summary is None else summary.to_dict()
+    labelled = summary is not None and summary.complete
     return ModelInfo(id=row.id, name=row.name, kind=row.kind, family=row.family,
                      source=row.source, license=row.license, n_params=row.n_params,
                      latency_ms=row.latency_ms, input_spec=spec, backbone=row.backbone,

@@ -157,27 +157,11 @@ def publish_label(store: LabelStore, graph, corpus, samples, hub, info, seconds:
     dest = store.label_dir(info.content_hash, graph.version, corpus.version)
     store.publish(dest, outputs, stats, extra, summary)
     from .store import storage_bytes
+    from .summaries import record_summary
 
     summary["bytes"] = storage_bytes(dest)
-    record_summary(hub, summary)
+    record_summary(hub.store, summary)  # read by 'mll hub list/show'
     return summary
-
-
-def record_summary(hub, summary: dict) -> None:
-    """Upsert the model's row in the hub's ``label_summaries`` table (read by ``mll hub show``)."""
-    from sqlalchemy import MetaData, Table, delete, insert
-
-    row = {"model_id": summary["model_id"], "graph_version": summary["graph_version"],
-           "corpus_version": summary["corpus_version"], "images": summary["images"],
-           "nodes_covered": summary["nodes_covered"],
-           "mean_accuracy": summary.get("mean_accuracy_own_classes",
-                                        summary.get("zero_shot_accuracy")),
-           "labelling_seconds": summary["labelling_seconds"], "bytes": summary["bytes"],
-           "labelled_at": summary["labelled_at"], "complete": True}
-    with hub.store.write() as s:
-        table = Table("label_summaries", MetaData(), autoload_with=s.connection())
-        s.execute(delete(table).where(table.c.model_id == row["model_id"]))
-        s.execute(insert(table).values(**row))
 
 
 def _rate(correct: np.ndarray, count: np.ndarray) -> float | None:

@@ -12,19 +12,10 @@ import logging
 import time
 from functools import lru_cache
 
-import numpy as np
-
 from ..config import resolve_hub
 from .store import LabelStore, Outputs
 
 logger = logging.getLogger(__name__)
-
-
-def model_outputs(adapter, image_ids: list[str], features, load) -> np.ndarray:
-    """Dense outputs: expert probabilities or VLM image embeddings, via the shared feature cache."""
-    if adapter.kind == "expert":
-        return features.predict_proba(adapter, keys=image_ids, load=load)
-    return features.encode_images(adapter, keys=image_ids, load=load)
 
 
 @lru_cache(maxsize=2)
@@ -47,7 +38,7 @@ def label_shard(hub_dir: str, db: str | None, model_id: str, image_ids: list[str
     start = time.perf_counter()
     hub, corpus = _open(hub_dir, db, corpus_version)
     info, adapter = _model(hub_dir, db, corpus_version, model_id)
-    values = model_outputs(adapter, image_ids, hub.features, corpus.load)
+    values = hub.features.outputs(adapter, keys=image_ids, load=corpus.load)
     outputs = Outputs.from_dense(image_ids, values, info.kind)
     path = LabelStore(resolve_hub(hub_dir)).write_shard(info.content_hash, outputs)
     return str(path), time.perf_counter() - start

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from scipy.special import softmax
 
 from ..graph import SemanticGraph
 
@@ -38,15 +39,13 @@ def output_pattern(probs: np.ndarray) -> np.ndarray:
 
 
 def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """Area under the ROC curve (rank statistic); nan when one class is missing."""
-    positive = positive.astype(bool)
-    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
-    if n_pos == 0 or n_neg == 0:
+    """Area under the ROC curve; nan when one class is missing (nothing to rank against)."""
+    positive = np.asarray(positive, dtype=bool)
+    if positive.all() or not positive.any():
         return float("nan")
-    from scipy.stats import rankdata
+    from sklearn.metrics import roc_auc_score
 
-    ranks = rankdata(scores)
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return float(roc_auc_score(positive, scores))
 
 
 def fit_domain_detector(probs: np.ndarray, in_domain: np.ndarray, seed: int = 0) -> dict:
@@ -76,12 +75,6 @@ def fit_domain_detector(probs: np.ndarray, in_domain: np.ndarray, seed: int = 0)
     result |= {"auroc": auroc(scores, in_domain), "coef": model.coef_[0].tolist(),
                "intercept": float(model.intercept_[0])}
     return result
-
-
-def detector_score(detector: dict, probs: np.ndarray) -> np.ndarray:
-    """P(in domain) for each row of ``probs`` under a fitted detector."""
-    z = output_pattern(probs) @ np.asarray(detector["coef"], dtype=np.float32) + detector["intercept"]
-    return 1.0 / (1.0 + np.exp(-z))
 
 
 def expert_stats(graph: SemanticGraph, probs: np.ndarray, image_nodes: Sequence[str],
@@ -120,9 +113,7 @@ def vlm_stats(image_emb: np.ndarray, node_text_emb: np.ndarray, image_nodes: Seq
     pred = sims.argmax(axis=1)
     n = len(text_nodes)
     count = np.bincount(truth, minlength=n)
-    z = logit_scale * (sims - sims.max(axis=1, keepdims=True))
-    p = np.exp(z)
-    p /= p.sum(axis=1, keepdims=True)
+    p = softmax(logit_scale * (sims - sims.max(axis=1, keepdims=True)), axis=1)
     return {"nodes": np.array(text_nodes), "count": count.astype(np.int32),
             "correct": np.bincount(truth, weights=pred == truth, minlength=n).astype(np.int32),
             "own_mass": np.bincount(truth, weights=p[np.arange(len(truth)), truth], minlength=n)

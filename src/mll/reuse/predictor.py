@@ -68,6 +68,7 @@ class TaskPredictor:
     def outputs(self, images: Sequence[np.ndarray], batch_size: int = 32) -> dict[str, np.ndarray]:
         """Each source's raw output; models on one backbone share a single forward pass."""
         from ..hub.backbones import get_backbone
+        from ..hub.features import model_outputs
 
         feats: dict[str, np.ndarray] = {}
 
@@ -80,16 +81,8 @@ class TaskPredictor:
         for comp in self.plan.components:
             if comp.source in out:
                 continue
-            if comp.kind == "proto":
-                out[comp.source] = features(comp.source)
-                continue
-            model = self.adapters[comp.source]
-            if model.kind == "expert":
-                out[comp.source] = (model.predict_proba_from_features(features(model.backbone))
-                                    if model.backbone else model.predict_proba(images, batch_size))
-            else:
-                out[comp.source] = (model.encode_images_from_features(features(model.backbone))
-                                    if model.backbone else model.encode_images(images, batch_size))
+            out[comp.source] = (features(comp.source) if comp.kind == "proto" else model_outputs(
+                self.adapters[comp.source], features, lambda: images, batch_size))
         return out
 
     def proba_from_outputs(self, outputs: dict[str, np.ndarray]) -> np.ndarray:
@@ -375,7 +368,7 @@ def _read_npy(npz: zipfile.ZipFile, info: zipfile.ZipInfo, what: str) -> np.ndar
 def _load_model(zf: zipfile.ZipFile, path: Path, work: Path, mid: str, meta: dict,
                 lim: Limits):
     """Unpack one model inside ``work``, prove it is the model its id names, then load it."""
-    from ..hub.adapters import Expert, families
+    from ..hub.adapters import families
     from ..hub.hub import content_hash
 
     cls = families.get(meta["family"])
@@ -388,15 +381,12 @@ def _load_model(zf: zipfile.ZipFile, path: Path, work: Path, mid: str, meta: dic
         raise ArtifactIntegrityError(f"{path}: model {mid} does not match its content hash "
                                      "(the file is damaged or was edited); save it again")
     try:
-        adapter = cls.from_artifact(target, meta["config"], meta["classes"])
+        return cls.rebuild(target, meta["config"], meta["classes"], mid,
+                           meta["wnids"] if cls.kind == "expert" else ())
     except MissingDependencyError:
         raise
     except MLLError as exc:
         raise InvalidParameterError(f"{path}: model {mid} ({cls.family}): {exc}") from None
-    adapter.id = mid
-    if isinstance(adapter, Expert):
-        adapter.wnids = list(meta["wnids"])
-    return adapter
 
 
 def _components(manifest: dict, arrays: dict[str, np.ndarray], adapters: dict,

@@ -15,6 +15,8 @@ from .proxy import class_sums
 RELATIVE_DISCOUNT = 0.5  # per edge between a class's node and a stand-in head's node
 # Logit scale on cosine similarities to class means: how sure the prototypes are against the
 # other components of a plan (the role a VLM's own logit scale plays for image-text cosines).
+# Set by hand when the prototype classifier was added, not fitted: a cosine gap of 0.1 between
+# two class means gives odds of e^3, about 20:1.
 PROTO_SCALE = 30.0
 
 

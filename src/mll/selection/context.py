@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import InvalidParameterError
+from ..graph.match import match_status
 from .style import gap_rows, style_group, target_group
 from .task import Task
 
 logger = logging.getLogger(__name__)
 
-MATCH_THRESHOLD = 0.45  # a best candidate below this (and with no lexical hit) counts as unmatched
 DOMAIN_TEMPERATURE = 0.05
 SENSE_MARGIN = 0.1  # match-score gap within which a sense may win by its sample images' look
 STYLE_FIT_MARGIN = 0.05  # how much better (cosine) its best style must fit the domain words
@@ -42,9 +43,6 @@ class TaskContext:
     def n_classes(self) -> int:
         return len(self.task.classes)
 
-    def class_counts(self) -> np.ndarray:
-        return np.bincount(self.proxy_class, minlength=self.n_classes)
-
 
 def build_context(table, task: Task) -> TaskContext:
     graph = table.graph
@@ -53,14 +51,27 @@ def build_context(table, task: Task) -> TaskContext:
     nodes: list[str | None] = []
     warnings: list[str] = []
     for name, cands in zip(task.classes, ranked, strict=True):
+        status = match_status(cands[0] if cands else None)
+        guess = f"best guess {cands[0].name!r}, confidence {cands[0].score:.2f}" if cands else ""
         if name in task.pinned:
             graph.index(task.pinned[name])
             nodes.append(task.pinned[name])
-        elif cands and (cands[0].lexical or cands[0].score >= MATCH_THRESHOLD):
+        elif status != "none":
             nodes.append(_sense_by_look(table, cands, look))
+            if status == "uncertain":
+                warnings.append(f"{name!r} matched with low confidence ({guess}); if that is not "
+                                f"meant, pin its node with '{name}<TAB>wnid' in a class file")
         else:
             nodes.append(None)
-            warnings.append(f"{name!r} matches no concept: answered by the general VLM only")
+            warnings.append(f"{name!r} matches no concept ({guess or 'no candidate'}): answered by "
+                            "the general VLM only; check the spelling or pin a node")
+    if not task.pinned and all(n is None for n in nodes):
+        guesses = [f"{n!r}: best guess {c[0].name!r}"
+                   for n, c in zip(task.classes, ranked, strict=True) if c]
+        more = f" and {len(guesses) - 5} more" if len(guesses) > 5 else ""
+        raise InvalidParameterError(
+            f"none of the classes matches a concept of the graph ({'; '.join(guesses[:5])}{more});"
+            " check the spelling of the class names or pin nodes with 'name<TAB>wnid'")
     index, klass = _proxy(table, nodes)
     weight = _weights(table, look, index, klass, len(task.classes))
     for k, name in enumerate(task.classes):

@@ -18,12 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-
-
-def softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+from scipy.special import softmax
 
 
 def entropy_weight(p: np.ndarray) -> np.ndarray:
@@ -55,7 +50,7 @@ class Component:
         ref = self.text_emb if self.kind == "vlm" else self.prototypes
         out = np.asarray(output, dtype=np.float32)
         out = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-        p = softmax(self.scale * (out @ ref.T.astype(np.float32)))
+        p = softmax(self.scale * (out @ ref.T.astype(np.float32)), axis=1)
         if self.role == "expert" and self.classes:
             mask = np.zeros(p.shape[1], dtype=np.float32)
             mask[self.classes] = 1

@@ -7,6 +7,7 @@ turns a component into its (P, K) probabilities on them and a plan into predicti
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import softmax
 
 from .context import TaskContext
 from .plan import Component, Plan, combine
@@ -64,9 +65,7 @@ def _proto_proxy_proba(table, comp: Component, ctx: TaskContext) -> np.ndarray:
         lucky = emptied & (np.random.default_rng(0).random(len(idx)) < rho)
         sims[lucky, own[lucky]] = with_own[lucky]
     sims[:, np.setdiff1d(np.arange(ctx.n_classes), comp.classes)] = -np.inf
-    z = comp.scale * (sims - sims.max(axis=1, keepdims=True))
-    p = np.exp(z)
-    return p / p.sum(axis=1, keepdims=True)
+    return softmax(comp.scale * (sims - sims.max(axis=1, keepdims=True)), axis=1)
 
 
 class ProxyScorer:

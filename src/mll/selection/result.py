@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..graph.match import match_status
 from .context import TaskContext
 from .plan import Plan
 from .task import Task
@@ -34,6 +35,8 @@ class ClassChoice:
     interval: tuple[float, float] | None
     covered_by: str  # "expert" | "vlm" | "none"
     evidence: dict = field(default_factory=dict)
+    match_confidence: float | None = None  # the best node's match score (1.0 when pinned)
+    uncertain: bool = False  # the name matched no node, or one below the matcher's confidence
 
 
 @dataclass(frozen=True)
@@ -149,9 +152,13 @@ def assemble(method: str, scorer: ProxyScorer, proposal: Proposal, seconds: floa
         kinds = {m["kind"] for m in models}
         covered = "expert" if "expert" in kinds else ("vlm" if models else "none")
         nodes = [{"wnid": c.wnid, "name": c.name, "score": c.score} for c in ctx.matches[k][:3]]
+        best = ctx.matches[k][0] if ctx.matches[k] else None
+        pinned = name in ctx.task.pinned
         classes.append(ClassChoice(name, nodes, models, acc, interval, covered,
                                    {"node": ctx.class_nodes[k], "proxy_images": n,
-                                    "style_distance": distance.get(k)}))
+                                    "style_distance": distance.get(k)},
+                                   1.0 if pinned else (best.score if best else None),
+                                   not pinned and match_status(best) != "confident"))
     known = [c for c in classes if c.predicted_accuracy is not None]
     if known and len(ctx.proxy_index):
         task_acc = round(float(np.mean([c.predicted_accuracy for c in known])), 4)

@@ -4,13 +4,16 @@ Each phase looks at what the hub already holds and does only what is missing: a 
 only when the hub has no model of its planned name made by the current recipe, and it is added as
 soon as it is trained, so an interrupted build resumes with the next model. Backbone features come from the hub's feature
 cache, so the train images run through Lite0 once for all heads and LiT models, and labelling
-reuses the same cache for the sample images.
+reuses the same cache for the sample images. The node captions that matching needs are embedded
+in a background thread meanwhile, on whatever CPU the phases leave idle (one-thread training,
+waiting on files), so the first ``mll demo`` does not wait for them.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from .._io import StepTimer, progress
 from ..config import resolve_hub
 from ..errors import NotBuiltError, StoreError
 from .plan import (
@@ -66,6 +70,7 @@ class StarterReport:
     replaced: list[str] = field(default_factory=list)  # stale trained models rebuilt
     phases: dict[str, float] = field(default_factory=dict)  # wall-clock seconds
     cpu_seconds: dict[str, float] = field(default_factory=dict)  # this process and its children
+    background: dict[str, float] = field(default_factory=dict)  # wall seconds beside the phases
     labels: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -94,11 +99,13 @@ def build_starter(hub_dir: str | Path | None = None, quick: bool = False, *,
     root = resolve_hub(hub_dir)
     plan = starter_plan(quick)
     report = StarterReport(hub=str(root), mode=plan.mode)
+    timer = StepTimer("starter")
     start = time.perf_counter()
-    with _phase(report, "graph"):
+    with _phase(report, timer, "graph"):
         graph = open_graph(root, build=True)
+    captions = _CaptionJob(root)
     with Hub.open(root) as hub:
-        with _phase(report, "corpus"):
+        with _phase(report, timer, "corpus"):
             corpus = _ensure_corpus(root, plan, has_models=bool(hub.list()))
         builder = _Builder(hub, corpus, graph, plan, report)
         cores = os.cpu_count() or 1
@@ -107,10 +114,12 @@ def build_starter(hub_dir: str | Path | None = None, quick: bool = False, *,
                                     ("train features", builder.compute_features, cores),
                                     ("heads", builder.add_heads, 1),
                                     ("lit", builder.add_lits, 1)):
-            with _phase(report, name, threads):
+            with _phase(report, timer, name, threads):
                 step()
-    with _phase(report, "labels"):
+    with _phase(report, timer, "labels"):
         labelled = label_hub(root, show_progress=show_progress)
+    with _phase(report, timer, "caption embeddings (rest)"):
+        report.background["caption embeddings"] = captions.wait()
     report.labels = {"models_labelled": len(labelled.models_labelled),
                      "models_up_to_date": len(labelled.models_up_to_date),
                      "sample_images": labelled.images,
@@ -119,14 +128,42 @@ def build_starter(hub_dir: str | Path | None = None, quick: bool = False, *,
     return report
 
 
-def _cpu() -> float:
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
+class _CaptionJob:
+    """The matcher's caption embeddings, computed in a background thread during the build.
+
+    The first ``mll demo`` or ``mll select`` would otherwise wait for them. Everything is stored
+    in the hub's text cache as it goes, so an interrupted build keeps what was embedded.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.error: BaseException | None = None
+        self.seconds = 0.0
+        self._thread = threading.Thread(target=self._run, name="mll-captions", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        from ..graph import Matcher
+
+        start = time.perf_counter()
+        try:
+            Matcher.for_hub(self.root)
+        except BaseException as exc:  # re-raised in the main thread by wait()
+            self.error = exc
+        self.seconds = round(time.perf_counter() - start, 2)
+
+    def wait(self) -> float:
+        """Block until done; the job's own wall seconds (an error it met is raised here)."""
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.seconds
 
 
 @contextmanager
-def _phase(report: StarterReport, name: str, threads: int | None = None) -> Iterator[None]:
-    """Time a phase, with CPU seconds beside wall seconds since these machines are often shared.
+def _phase(report: StarterReport, timer: StepTimer, name: str,
+           threads: int | None = None) -> Iterator[None]:
+    """Time a phase (wall and CPU seconds, announced on stderr) into the report.
 
     Training the small models runs on one torch thread: their operations are too small to
     split (measured: a second thread gave no speed-up, only more CPU time).
@@ -135,14 +172,14 @@ def _phase(report: StarterReport, name: str, threads: int | None = None) -> Iter
 
     before = torch.get_num_threads()
     torch.set_num_threads(threads or before)
-    start, cpu = time.perf_counter(), _cpu()
     logger.info("starter: %s", name)
     try:
-        yield
+        with timer.step(name):
+            yield
     finally:
         torch.set_num_threads(before)
-    report.phases[name] = round(time.perf_counter() - start, 2)
-    report.cpu_seconds[name] = round(_cpu() - cpu, 2)
+    report.phases[name] = timer.seconds[name]
+    report.cpu_seconds[name] = timer.cpu_seconds[name]
 
 
 def _ensure_corpus(root: Path, plan: StarterPlan, has_models: bool):
@@ -212,7 +249,7 @@ class _Builder:
 
     # -- pretrained -----------------------------------------------------------------------------
     def add_pretrained(self) -> None:
-        for spec in self.plan.pretrained:
+        for spec in progress(self.plan.pretrained, "pretrained models"):
             if not self._done(spec):
                 self._add(spec.variant, spec, time.perf_counter(), family=spec.family)
 
@@ -220,7 +257,7 @@ class _Builder:
     def add_gray(self) -> None:
         from ..hub.train import train_cnn
 
-        for spec in self.plan.gray:
+        for spec in progress(self.plan.gray, "gray experts"):
             if self._done(spec):
                 continue
             start = time.perf_counter()
@@ -322,7 +359,7 @@ class _Builder:
                 for w, n in zip(wnids, names, strict=True)]
 
     def add_heads(self) -> None:
-        for spec in self.plan.heads:
+        for spec in progress(self.plan.heads, "heads"):
             if self._done(spec):
                 continue
             wnids = self.head_classes(spec)
@@ -369,7 +406,7 @@ class _Builder:
     def add_lits(self) -> None:
         from ..hub.train import train_lit
 
-        for spec in self.plan.lits:
+        for spec in progress(self.plan.lits, "LiT models"):
             if self._done(spec):
                 continue
             start = time.perf_counter()

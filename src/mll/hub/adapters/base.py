@@ -70,9 +70,10 @@ class PackContext:
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
-    z = logits - logits.max(axis=axis, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(axis=axis, keepdims=True)).astype(np.float32)
+    """Probabilities as float32, the dtype every adapter returns."""
+    from scipy.special import softmax as _softmax
+
+    return _softmax(logits, axis=axis).astype(np.float32)
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:
@@ -148,6 +149,17 @@ class Adapter:
     def from_artifact(cls, path: Path, config: dict[str, Any],
                       classes: Sequence[str] = ()) -> Adapter:
         raise NotImplementedError
+
+    @classmethod
+    def rebuild(cls, path: Path, config: dict[str, Any], classes: Sequence[str], model_id: str,
+                wnids: Sequence[str | None] = ()) -> Adapter:
+        """A stored model with its identity: ``from_artifact`` plus its id and, for an expert,
+        its heads' nodes. The hub and a saved predictor both load models this way."""
+        adapter = cls.from_artifact(path, config, list(classes))
+        adapter.id = model_id
+        if isinstance(adapter, Expert):
+            adapter.wnids = list(wnids)
+        return adapter
 
     @classmethod
     def check_artifact(cls, path: Path, config: dict[str, Any]) -> None:

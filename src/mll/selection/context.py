@@ -85,7 +85,7 @@ def build_context(table, task: Task) -> TaskContext:
     if missing:
         warnings.append(f"{len(missing)} class(es) have no {target} sample images (e.g. "
                         f"{missing[0]!r}): their accuracy is carried over from other styles by "
-                        "each model's style gap at related nodes")
+                        "each model's style ratio at related nodes")
     return TaskContext(task, ranked, nodes, index, klass, weight, warnings, target, gap)
 
 

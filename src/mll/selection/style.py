@@ -30,6 +30,10 @@ from dataclasses import dataclass
 import numpy as np
 
 MIN_EVIDENCE = 4  # in-domain images of each style under a subtree before its gap is trusted
+# pseudo-images pulling a (class, style) cell's accuracy towards the model's accuracy on that style
+# over the whole task before the style ratio is applied (a cell holds 2-6 images); fitted on
+# photo tasks built from the sample role (benchmarks/style_transfer_tasks.py)
+CELL_PRIOR = 1.0
 GROUP_OF = {"photo32": "photo", "user": "photo"}  # style head -> the group it is judged with
 
 
@@ -204,6 +208,8 @@ def transfer(counts: StyleCounts, model_id: str, comp_classes, ctx, proba: np.nd
     u = rng.random(len(proba))
     groups = counts.image_group[ctx.proxy_index]
     comp_classes = comp_classes if comp_classes else range(ctx.n_classes)
+    right = proba.argmax(axis=1) == ctx.proxy_class
+    answered = np.isin(ctx.proxy_class, list(comp_classes))
     used: dict[int, Gap] = {}
     for k in comp_classes:
         node = ctx.class_nodes[k]
@@ -216,16 +222,19 @@ def transfer(counts: StyleCounts, model_id: str, comp_classes, ctx, proba: np.nd
             if gap is None:
                 continue
             used[k] = gap if k not in used or gap.distance > used[k].distance else used[k]
-            _redraw(out, rows, k, ctx.proxy_weight[rows], gap.ratio, u[rows])
+            pooled = right[answered & (groups == g)].mean()  # the model on this style, task-wide
+            _redraw(out, rows, k, gap.ratio, float(pooled), u[rows])
     return out, used
 
 
-def _redraw(proba: np.ndarray, rows: np.ndarray, k: int, w: np.ndarray, ratio: float,
+def _redraw(proba: np.ndarray, rows: np.ndarray, k: int, ratio: float, pooled: float,
             u: np.ndarray) -> None:
+    """Redraw one (class, style) cell: its accuracy, shrunk towards ``pooled`` by
+    ``CELL_PRIOR`` pseudo-images, times ``ratio``."""
     sub = proba[rows]
     hit = sub.argmax(axis=1) == k
-    a_s = float((w * hit).sum() / max(w.sum(), 1e-12))
-    a_t = min(1.0, a_s * ratio)
+    a_s = float(hit.mean())
+    a_t = min(1.0, (hit.sum() + CELL_PRIOR * pooled) / (len(hit) + CELL_PRIOR) * ratio)
     if a_t < a_s:
         flip = hit & (u < 1 - a_t / max(a_s, 1e-12))
         other = sub.copy()

@@ -8,6 +8,7 @@ import pytest
 
 from mll.errors import InvalidParameterError, MLLError, UnknownNameError
 from mll.graph.graph import SemanticGraph
+from mll.graph.testing import write_wordnet as toy_wordnet
 
 # offset, lemmas, parents, gloss: a DAG with two parents for "dog" (canine and pet).
 TINY = [
@@ -24,22 +25,11 @@ TINY = [
 
 
 def write_wordnet(directory: Path, synsets=TINY, extra_parent: tuple[int, int] | None = None) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    lines = ["  1 tiny test wordnet"]
-    senses: dict[str, list[int]] = {}
-    for offset, lemmas, parents, gloss in synsets:
-        parents = list(parents) + ([extra_parent[1]] if extra_parent and extra_parent[0] == offset else [])
-        words = " ".join(f"{w} 0" for w in lemmas)
-        ptrs = " ".join(f"@ {p:08d} n 0000" for p in parents)
-        lines.append(f"{offset:08d} 05 n {len(lemmas):02x} {words} {len(parents):03d} {ptrs} | {gloss}")
-        for w in lemmas:
-            senses.setdefault(w.lower(), []).append(offset)
-    (directory / "data.noun").write_text("\n".join(lines) + "\n")
-    index = [f"{w} n {len(o)} 1 @ {len(o)} 0 " + " ".join(f"{x:08d}" for x in o)
-             for w, o in sorted(senses.items())]
-    (directory / "index.noun").write_text("\n".join(index) + "\n")
-    (directory / "noun.exc").write_text("mice mouse\n")
-    return directory
+    """The toy WordNet, optionally with one more parent edge ``(child, parent)``."""
+    if extra_parent:
+        synsets = [(o, lemmas, [*parents, extra_parent[1]] if o == extra_parent[0] else parents, g)
+                   for o, lemmas, parents, g in synsets]
+    return toy_wordnet(directory, synsets, "mice mouse\n")
 
 
 @pytest.fixture

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from mll.graph.graph import SemanticGraph
 from mll.graph.match import Captions, Matcher, search_nodes
+from mll.graph.testing import write_wordnet
 from mll.text import EmbeddingCache
 
 # offset, lemmas, parents, gloss
@@ -46,27 +46,9 @@ class CountingEncoder:
         return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
-def write_wordnet(directory: Path) -> Path:
-    directory.mkdir(parents=True)
-    lines = ["  1 tiny test wordnet"]
-    senses: dict[str, list[int]] = {}
-    for offset, lemmas, parents, gloss in SYNSETS:
-        words = " ".join(f"{w} 0" for w in lemmas)
-        ptrs = " ".join(f"@ {p:08d} n 0000" for p in parents)
-        lines.append(f"{offset:08d} 05 n {len(lemmas):02x} {words} {len(parents):03d} {ptrs} | {gloss}")
-        for w in lemmas:
-            senses.setdefault(w.lower(), []).append(offset)
-    (directory / "data.noun").write_text("\n".join(lines) + "\n")
-    (directory / "index.noun").write_text("\n".join(
-        f"{w} n {len(o)} 1 @ {len(o)} 0 " + " ".join(f"{x:08d}" for x in o)
-        for w, o in sorted(senses.items())) + "\n")
-    (directory / "noun.exc").write_text("mice mouse\n")
-    return directory
-
-
 @pytest.fixture
 def graph(tmp_path) -> SemanticGraph:
-    return SemanticGraph.from_wordnet(write_wordnet(tmp_path / "wn"))
+    return SemanticGraph.from_wordnet(write_wordnet(tmp_path / "wn", SYNSETS, "mice mouse\n"))
 
 
 def matcher(graph, tmp_path, nodes, encoder=None) -> tuple[Matcher, CountingEncoder]:

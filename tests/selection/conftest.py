@@ -16,6 +16,7 @@ import pytest
 
 from mll.graph.graph import SemanticGraph
 from mll.graph.match import Matcher
+from mll.graph.testing import write_wordnet
 from mll.hub.spec import HeadClass, InputSpec, ModelInfo
 from mll.selection.table import LabelTable, ModelLabel, SampleImages
 
@@ -44,25 +45,6 @@ DIM = 32
 
 def wnid(offset: int) -> str:
     return f"n{offset:08d}"
-
-
-def write_wordnet(directory: Path) -> Path:
-    """The synsets above in WordNet's data/index file format."""
-    directory.mkdir(parents=True, exist_ok=True)
-    lines = ["  1 toy wordnet for selection tests"]
-    senses: dict[str, list[int]] = {}
-    for offset, lemmas, parents, gloss in SYNSETS:
-        words = " ".join(f"{w} 0" for w in lemmas)
-        ptrs = " ".join(f"@ {p:08d} n 0000" for p in parents)
-        lines.append(f"{offset:08d} 06 n {len(lemmas):02x} {words} {len(parents):03d} {ptrs} | {gloss}")
-        for w in lemmas:
-            senses.setdefault(w.lower(), []).append(offset)
-    (directory / "data.noun").write_text("\n".join(lines) + "\n")
-    index = [f"{w} n {len(o)} 1 @ {len(o)} 0 " + " ".join(f"{x:08d}" for x in o)
-             for w, o in sorted(senses.items())]
-    (directory / "index.noun").write_text("\n".join(index) + "\n")
-    (directory / "noun.exc").write_text("")
-    return directory
 
 
 class HashingEncoder:
@@ -149,7 +131,7 @@ def _matcher(graph: SemanticGraph, encoder: HashingEncoder, directory: Path) -> 
 
 def build_toy_table(directory: Path) -> LabelTable:
     rng = np.random.default_rng(0)
-    graph = SemanticGraph.from_wordnet(write_wordnet(directory / "wordnet"))
+    graph = SemanticGraph.from_wordnet(write_wordnet(directory / "wordnet", SYNSETS, lexfile=6))
     encoder = HashingEncoder()
     matcher = _matcher(graph, encoder, directory)
     nodes = np.repeat([wnid(o) for o in SAMPLE_OFFSETS], PER_NODE)

@@ -3,7 +3,10 @@ PostgreSQL server for the tests of the hub database (``pg_url``)."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +23,44 @@ def real_hub() -> Path:
     ``.test-hub`` or ``$MLL_TEST_HUB``) and only what is missing gets built.
     """
     path = Path(os.environ.get("MLL_TEST_HUB", REPO / ".test-hub"))
+    if not path.exists():
+        _seed_from_demo_hub(path)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _seed_from_demo_hub(path: Path) -> None:
+    """Start a new test hub from the quick hub ``make demo`` built, if there is one.
+
+    Both come from the same content-addressed plan, so the starter build then finds everything in
+    place instead of spending minutes rebuilding it. Immutable files (written once, by rename) are
+    hard-linked; the SQLite databases are copied through SQLite's backup API; locks are left out.
+    """
+    from mll.config import resolve_hub
+
+    demo = resolve_hub(None)
+    try:
+        quick = json.loads((demo / "corpus" / "current.json").read_text())["config"]["quick"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if quick is not True or not (demo / "mll.db").is_file() or demo == path.resolve():
+        return
+    staging = path.with_name(path.name + ".seeding")
+    shutil.rmtree(staging, ignore_errors=True)
+    databases = ("mll.db", "text.sqlite")
+    shutil.copytree(demo, staging, copy_function=_link_or_copy, ignore=shutil.ignore_patterns(
+        "tmp", "*.lock", "*-wal", "*-shm", "*.tmp", *databases))
+    for db in [p for p in demo.rglob("*") if p.name in databases]:
+        with sqlite3.connect(db) as src, sqlite3.connect(staging / db.relative_to(demo)) as dst:
+            src.backup(dst)
+    os.replace(staging, path)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 @pytest.fixture(scope="session")

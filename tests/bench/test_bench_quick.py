@@ -60,3 +60,21 @@ def test_mean_accuracy_carries_its_resolution(report):
     for m, (lo, hi) in result["mean_accuracy_interval"].items():
         assert lo <= result["mean_accuracy"][m] <= hi, m
         assert hi - lo < 0.1, (m, lo, hi)  # the quick run resolves a mean to a few points
+
+
+def test_photo_group_runs_on_held_out_concepts_and_chco_holds_its_own(report, starter_hub):
+    """Photo tasks' concepts never had their photos labelled on; on them chco is at least as good
+    as the VLM alone, P2 and the prototypes (the style of the target is part of the evidence)."""
+    from mll.corpus import Corpus
+
+    result, _ = report
+    photo = result["style_groups"]["photo"]
+    assert {"tuxpaint-photos", "foolbox-imagenet"} <= set(photo["tasks"])
+    for baseline in ("vlm", "p2-k1", "proto"):
+        assert photo["accuracy"]["chco"] >= photo["accuracy"][baseline], (baseline, photo)
+    assert photo["predicted_mae"]["chco"] is not None
+    corpus = Corpus.open(starter_hub)
+    labelled = {r.wnid for r in corpus.records(role="sample") if r.style.startswith("photo/")}
+    evaluated = {r.wnid for r in corpus.records(role="eval", source="tuxpaint")
+                 if r.style.startswith("photo/")}
+    assert evaluated and not labelled & evaluated

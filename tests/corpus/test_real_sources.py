@@ -17,7 +17,7 @@ from mll.corpus.store import image_id
 CONFIG = CorpusConfig.for_quick(max_concepts=40, workers=2)
 STYLE_ROLES = {"emoji/noto": "train", "emoji/noto-font": "train", "emoji/twemoji": "train",
                "emoji/openmoji": "sample", "emoji/fluent-emoji": "eval",
-               "emoji/fluent-emoji-flat": "eval", "photo/tuxpaint": "eval",
+               "emoji/fluent-emoji-flat": "eval",
                "drawing/tuxpaint": "sample", "photo/skimage": "sample",
                "photo/imagenet": "eval", "photo32/cifar10": "eval", "photo32/cifar100": "eval"}
 
@@ -75,6 +75,20 @@ def test_roles_follow_the_documented_policy(corpus):
                                                                     CONFIG.gray_sample_per_class - 2}
     shapes = {img.shape for img in corpus.load([r.image_id for r in fashion[:5]])}
     assert shapes == {(28, 28)}
+
+
+def test_photos_are_split_by_concept_as_recorded(corpus):
+    """Tux Paint photos of one concept are all sample or all eval, as the manifest records."""
+    split = corpus.meta["splits"]["tuxpaint"]["photo"]
+    assert split["sample"] and split["eval"] and not set(split["sample"]) & set(split["eval"])
+    photos = [r for r in corpus.records(source="tuxpaint") if r.style == "photo/tuxpaint"]
+    roles = {r.wnid: set() for r in photos}
+    for r in photos:
+        roles[r.wnid].add(r.role)
+    assert {w for w, rs in roles.items() if rs == {"sample"}} == set(split["sample"]) & set(roles)
+    assert {w for w, rs in roles.items() if rs == {"eval"}} == set(split["eval"]) & set(roles)
+    imagenet = {r.wnid for r in corpus.records(source="foolbox") if r.style == "photo/imagenet"}
+    assert not imagenet & set(split["sample"])
 
 
 def test_sample_images_per_node_are_capped(corpus):

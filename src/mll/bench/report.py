@@ -42,6 +42,14 @@ def markdown(r: dict) -> str:
         lo, hi = r["mean_accuracy_interval"][m]
         lines.append(f"| {m} | {r['mean_accuracy'][m]:.3f} [{lo:.3f}, {hi:.3f}] | {cmp} | "
                      f"{'-' if mae is None else f'{mae:.3f}'} | {1000 * r['selection_seconds'][m]:.1f} |")
+    lines += ["", "Per style group of tasks: mean accuracy (predicted-vs-measured MAE).", "",
+              "| group | tasks | " + " | ".join(methods) + " |",
+              "|---|---|" + "---:|" * len(methods)]
+    for g, doc in r.get("style_groups", {}).items():
+        cells = [f"{doc['accuracy'][m]:.3f}" + ("" if doc["predicted_mae"][m] is None
+                                               else f" ({doc['predicted_mae'][m]:.3f})")
+                 for m in methods]
+        lines.append(f"| {g} | {', '.join(doc['tasks'])} | " + " | ".join(cells) + " |")
     s = r["scalability"]
     lines += ["", f"Hub growth (chco, {s['orders']} random orders): " + ", ".join(
         f"{n} models {m:.3f}±{sd:.3f}" for n, m, sd in zip(s["models"], s["mean"], s["std"], strict=True)),

@@ -154,6 +154,7 @@ def run_bench(hub_dir: str | Path | None, config: BenchConfig = BenchConfig(), d
                                for m in methods}
     report["mean_accuracy_interval"] = {
         m: mean_interval([results[t.name][m]["correct"] for t in tasks], config.seed) for m in methods}
+    report["style_groups"] = style_groups(report, tasks, table, results, methods)
     report["predicted_mae"] = {
         m: round(float(np.mean([abs(results[t.name][m]["predicted"] - results[t.name][m]["accuracy"])
                                 for t in tasks if results[t.name][m]["predicted"] is not None])), 4)
@@ -174,6 +175,38 @@ def run_bench(hub_dir: str | Path | None, config: BenchConfig = BenchConfig(), d
     report["seconds"] = round(time.perf_counter() - start, 1)
     table.close()
     return report
+
+
+def task_group(table, task: EvalTask) -> str:
+    """The style group of a task's images (``mixed`` when none holds 80% of them)."""
+    from collections import Counter
+
+    from ..selection.style import style_group
+
+    styles = {r.image_id: r.style for r in table.corpus.records(role="eval", wnids=task.wnids)}
+    counts = Counter(style_group(styles[i]) for i in task.image_ids)
+    group, n = counts.most_common(1)[0]
+    return group if n >= 0.8 * len(task.image_ids) else "mixed"
+
+
+def style_groups(report: dict, tasks: list[EvalTask], table, results, methods) -> dict:
+    """Per style group of tasks: mean accuracy and predicted-vs-measured MAE of every method."""
+    groups: dict[str, list[str]] = {}
+    for t in tasks:
+        groups.setdefault(task_group(table, t), []).append(t.name)
+    out = {}
+    for g, names in sorted(groups.items()):
+        out[g] = {"tasks": names,
+                  "accuracy": {m: round(float(np.mean([report["accuracy"][n][m] for n in names])), 4)
+                               for m in methods},
+                  "predicted_mae": {m: _mae([results[n][m] for n in names]) for m in methods}}
+    return out
+
+
+def _mae(runs: list[dict]) -> float | None:
+    """Mean |predicted - measured| over the runs that predicted an accuracy."""
+    errs = [abs(r["predicted"] - r["accuracy"]) for r in runs if r["predicted"] is not None]
+    return round(float(np.mean(errs)), 4) if errs else None
 
 
 def trust_auroc(table, tasks, outputs, results) -> list[dict]:

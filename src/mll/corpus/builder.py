@@ -294,8 +294,10 @@ def build(hub_dir: str | Path | None, cfg: CorpusConfig | None = None) -> BuildR
         todo = [(k, u) for k, u in jobs if k not in tables]
         tables.update(run_units(layout, todo, index, cfg.workers))
         keys = [k for k, _ in jobs]
+        names = selected_sources(cfg)
+        splits = {n: s for n in names if (s := SOURCES.get(n).splits(cfg))}
         version, changed, manifest, dropped = finish(
-            layout, cfg.to_json(), keys, [tables[k] for k in keys], selected_sources(cfg))
+            layout, cfg.to_json(), keys, [tables[k] for k in keys], names, splits)
     return BuildReport(version=version, changed=changed, units=len(jobs), units_rendered=len(todo),
                        images=len(manifest), roles=role_counts(manifest),
                        duplicates_dropped=sum(dropped.values()),
@@ -303,14 +305,16 @@ def build(hub_dir: str | Path | None, cfg: CorpusConfig | None = None) -> BuildR
 
 
 def finish(layout: CorpusLayout, config: dict[str, Any], unit_keys: list[str],
-           tables: list[RecordTable], source_order: list[str]
+           tables: list[RecordTable], source_order: list[str],
+           splits: dict[str, Any] | None = None
            ) -> tuple[str, bool, RecordTable, Counter[tuple[str, str, str, str]]]:
-    """Assemble the built units' tables and every import into one manifest, and publish it."""
+    """Assemble the built units' tables and every import into one manifest, and publish it;
+    ``splits`` (per source, e.g. which concepts' photos are sample and which eval) is recorded."""
     imported, import_sources = import_tables(layout)
     order = source_order + import_sources
     manifest, dropped = assemble(tables + imported, order)
     meta = {"config": config, "sources": order, "builtin_sources": source_order,
-            "units": unit_keys,
+            "units": unit_keys, "splits": splits or {},
             "duplicates": [{"dropped_source": a, "dropped_role": b, "kept_source": c,
                             "kept_role": d, "count": n}
                            for (a, b, c, d), n in sorted(dropped.items())]}

@@ -32,6 +32,8 @@ class CorpusConfig:
     gray_train_per_class: int | None = None  # None: all that remain
     gray_eval_per_class: int | None = None
     max_concepts: int | None = None  # a seeded subset of the icon/photo nodes (tests)
+    # Tux Paint photo concepts whose photos are labelled on (the rest are evaluated on)
+    photo_sample_fraction: float = 0.5
     workers: int = dataclasses.field(default_factory=lambda: os.cpu_count() or 1, compare=False)
 
     def __post_init__(self) -> None:
@@ -40,6 +42,9 @@ class CorpusConfig:
             if getattr(self, name) < 1:
                 raise InvalidParameterError(f"CorpusConfig.{name} must be >= 1, "
                                             f"got {getattr(self, name)}")
+        if not 0.0 <= self.photo_sample_fraction < 1.0:
+            raise InvalidParameterError("CorpusConfig.photo_sample_fraction must be in [0, 1), "
+                                        f"got {self.photo_sample_fraction}")
         if not 0.0 <= self.gray_eval_fraction < 1.0:
             raise InvalidParameterError("CorpusConfig.gray_eval_fraction must be in [0, 1), "
                                         f"got {self.gray_eval_fraction}")

@@ -201,5 +201,6 @@ def _store_and_publish(layout: CorpusLayout, task: str, role: str, directory: Pa
     imports[task] = {"unit": key, "role": role, "dir": str(directory)}
     atomic_write_json(layout.imports, imports)
     version, _, _, dropped = finish(layout, meta.get("config", {}), meta.get("units", []),
-                                    tables, meta.get("builtin_sources", []))
+                                    tables, meta.get("builtin_sources", []),
+                                    meta.get("splits", {}))
     return version, sum(dropped.values())

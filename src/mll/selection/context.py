@@ -9,12 +9,13 @@ this proxy task, computed from cached outputs.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import InvalidParameterError
 from ..graph.match import match_status
+from .style import gap_rows, style_group, target_group
 from .task import Task
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,8 @@ class TaskContext:
     proxy_class: np.ndarray  # (P,) task class of each proxy image
     proxy_weight: np.ndarray  # (P,) weights: classes balanced, domain-weighted
     warnings: list[str]
+    target_style: str | None = None  # style group the domain words describe (None: no words)
+    style_gap: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # (P,)
 
     @property
     def n_classes(self) -> int:
@@ -75,7 +78,15 @@ def build_context(table, task: Task) -> TaskContext:
         if nodes[k] and not (klass == k).any():
             warnings.append(f"{name!r} ({graph.synset_name(nodes[k])}) has no sample images: its "
                             "accuracy is not estimated from labels")
-    return TaskContext(task, ranked, nodes, index, klass, weight, warnings)
+    target = target_group(look)
+    groups = np.array([style_group(s) for s in table.image_styles[index].tolist()])
+    gap = gap_rows(groups, klass, target) if target else np.zeros(len(index), dtype=bool)
+    missing = sorted({task.classes[k] for k in klass[gap].tolist()})
+    if missing:
+        warnings.append(f"{len(missing)} class(es) have no {target} sample images (e.g. "
+                        f"{missing[0]!r}): their accuracy is carried over from other styles by "
+                        "each model's style ratio at related nodes")
+    return TaskContext(task, ranked, nodes, index, klass, weight, warnings, target, gap)
 
 
 def _proxy(table, nodes: list[str | None]) -> tuple[np.ndarray, np.ndarray]:

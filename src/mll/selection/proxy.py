@@ -11,6 +11,7 @@ from scipy.special import softmax
 
 from .context import TaskContext
 from .plan import Component, Plan, combine
+from .style import Gap, transfer
 
 
 def proxy_proba(table, comp: Component, ctx: TaskContext) -> np.ndarray:
@@ -79,6 +80,8 @@ class ProxyScorer:
     def __init__(self, table, ctx: TaskContext) -> None:
         self.table, self.ctx = table, ctx
         self._cache: dict[tuple, tuple[Component, np.ndarray]] = {}
+        #: per (model, class): the style gap a component's answers were carried over with
+        self.style_gaps: dict[tuple[str, int], Gap] = {}
 
     @staticmethod
     def _key(comp: Component) -> tuple:
@@ -88,8 +91,19 @@ class ProxyScorer:
     def proba(self, comp: Component) -> np.ndarray:
         hit = self._cache.get(self._key(comp))
         if hit is None:
-            hit = self._cache[self._key(comp)] = (comp, proxy_proba(self.table, comp, self.ctx))
+            hit = self._cache[self._key(comp)] = (comp, self._styled(comp))
         return hit[1]
+
+    def _styled(self, comp: Component) -> np.ndarray:
+        """Proxy probabilities, carried over to the target style where a class lacks it."""
+        proba = proxy_proba(self.table, comp, self.ctx)
+        if not self.ctx.style_gap.any():
+            return proba
+        model = "proto" if comp.kind == "proto" else comp.source
+        classes = comp.classes if comp.role == "expert" else []
+        proba, gaps = transfer(self.table.style_counts, model, classes, self.ctx, proba)
+        self.style_gaps.update({(model, k): g for k, g in gaps.items()})
+        return proba
 
     def store(self, comp: Component, proba: np.ndarray) -> None:
         """Record probabilities a search derived itself (e.g. an expert with one class dropped)."""

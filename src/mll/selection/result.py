@@ -101,10 +101,16 @@ def wilson(correct: float, n: float) -> tuple[float, float]:
     return (round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4))
 
 
-def per_class_estimates(pred: np.ndarray, ctx: TaskContext
+def per_class_estimates(pred: np.ndarray, ctx: TaskContext, distance: dict[int, int] | None = None
                         ) -> list[tuple[float | None, tuple | None, int]]:
-    """Per class: weighted proxy accuracy, its Wilson interval on the effective count, images."""
+    """Per class: weighted proxy accuracy, its Wilson interval on the effective count, images.
+
+    A class whose accuracy was carried over from other styles (``distance``: levels climbed to
+    find the style gap's evidence) counts its images ``1 + distance`` times less: the interval
+    widens with the distance of the evidence.
+    """
     out = []
+    distance = distance or {}
     for k in range(ctx.n_classes):
         mask = ctx.proxy_class == k
         if not mask.any():
@@ -112,9 +118,21 @@ def per_class_estimates(pred: np.ndarray, ctx: TaskContext
             continue
         w = ctx.proxy_weight[mask]
         hit = (pred[mask] == k).astype(float)
-        n_eff = w.sum() ** 2 / (w ** 2).sum()
+        n_eff = w.sum() ** 2 / (w ** 2).sum() / (1 + distance.get(k, 0))
         rate = float((w * hit).sum() / w.sum())
         out.append((round(rate, 4), wilson(rate * n_eff, n_eff), int(mask.sum())))
+    return out
+
+
+def style_distance(scorer: ProxyScorer, plan) -> dict[int, int]:
+    """Per class: the farthest style-gap evidence among the plan's models answering it."""
+    out: dict[int, int] = {}
+    for c in plan.components:
+        model = "proto" if c.kind == "proto" else c.source
+        for k in (c.classes if c.role == "expert" else range(scorer.ctx.n_classes)):
+            gap = scorer.style_gaps.get((model, k))
+            if gap is not None:
+                out[k] = max(out.get(k, 0), gap.distance)
     return out
 
 
@@ -125,7 +143,8 @@ def assemble(method: str, scorer: ProxyScorer, proposal: Proposal, seconds: floa
     if plan.n_classes != ctx.n_classes:
         plan = replace(plan, n_classes=ctx.n_classes)
     pred = scorer.predict(plan)
-    estimates = per_class_estimates(pred, ctx)
+    distance = style_distance(scorer, plan)
+    estimates = per_class_estimates(pred, ctx, distance)
     classes = []
     for k, name in enumerate(ctx.task.classes):
         acc, interval, n = estimates[k]
@@ -136,13 +155,15 @@ def assemble(method: str, scorer: ProxyScorer, proposal: Proposal, seconds: floa
         best = ctx.matches[k][0] if ctx.matches[k] else None
         pinned = name in ctx.task.pinned
         classes.append(ClassChoice(name, nodes, models, acc, interval, covered,
-                                   {"node": ctx.class_nodes[k], "proxy_images": n},
+                                   {"node": ctx.class_nodes[k], "proxy_images": n,
+                                    "style_distance": distance.get(k)},
                                    1.0 if pinned else (best.score if best else None),
                                    not pinned and match_status(best) != "confident"))
     known = [c for c in classes if c.predicted_accuracy is not None]
     if known and len(ctx.proxy_index):
         task_acc = round(float(np.mean([c.predicted_accuracy for c in known])), 4)
-        n_eff = sum(c.evidence["proxy_images"] for c in known)
+        n_eff = sum(c.evidence["proxy_images"] / (1 + (c.evidence["style_distance"] or 0))
+                    for c in known)
         interval = wilson(task_acc * n_eff, n_eff)
     else:
         task_acc, interval = None, None

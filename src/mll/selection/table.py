@@ -241,6 +241,13 @@ class LabelTable:
         return out
 
     @cached_property
+    def style_counts(self):
+        """Per (model, sample node, style group) counts of right answers (see ``style.py``)."""
+        from .style import StyleCounts
+
+        return StyleCounts.of(self)
+
+    @cached_property
     def sample_node_ancestors(self) -> dict[str, set[str]]:
         return {v: self.graph.ancestors(v, include_self=True) for v in set(self.image_nodes.tolist())}
 

@@ -73,6 +73,10 @@ class Source:
     def render(self, params: dict[str, Any]) -> Iterator[Item]:
         raise NotImplementedError
 
+    def splits(self, cfg: CorpusConfig) -> dict[str, Any]:
+        """Seeded role splits worth recording in the manifest (e.g. concepts per role)."""
+        return {}
+
     def check(self) -> None:
         """Raise a clear error naming the missing input and how to install it."""
         for path in self.inputs():

@@ -69,6 +69,7 @@ class CHCO(Selector):
 
         general = self._general(ctx, objective)
         experts = [c for c in (expert_component(table, m, ctx) for m in table.experts) if c]
+        experts = [c for c in (self._judged(c, ctx) for c in experts) if c]
         experts = [c for c in experts if self._affordable(general + [c])]
         best: tuple[float, list[Component], float] | None = None
         for weight in self.expert_weights:  # ties go to the first weight
@@ -117,6 +118,30 @@ class CHCO(Selector):
         pool = [o for o in options if self._affordable(o)] or [
             min(options, key=lambda o: (len({c.source for c in o}), self._latency(o)))]
         return max(pool, key=lambda comps: (objective(comps), -len(comps)))
+
+    def _judged(self, comp: Component, ctx: TaskContext) -> Component | None:
+        """The expert, answering a class without sample images of the target's style (which the
+        proxy cannot judge directly) only if it does at least as well as the patch VLM on that
+        style over all its sample images; else only the classes with target-style sample images
+        (None if none). An expert trained on emoji or 28x28 images is not trusted on photographs
+        from other styles' evidence; an ImageNet classifier is. (Carrying accuracy over from
+        other styles barely predicts a node's photo accuracy: see ``style.py``.)"""
+        table = self.table_
+        if ctx.target_style is None:
+            return comp
+        own = table.style_counts.accuracy(comp.source, ctx.target_style)
+        patch = table.style_counts.accuracy(table.default_vlm().id, ctx.target_style)
+        if own is None or patch is None or own >= patch:
+            return comp
+        covered = set(ctx.proxy_class[~ctx.style_gap].tolist())
+        keep = [k for k in comp.classes if k in covered]
+        if len(keep) == len(comp.classes):
+            return comp
+        if not keep:
+            return None
+        head_map = comp.head_map.copy()
+        head_map[:, [k for k in comp.classes if k not in covered]] = 0
+        return replace(comp, classes=keep, head_map=head_map)
 
     def _latency(self, components: list[Component]) -> float:
         """Milliseconds per image of the models behind ``components`` (prototypes: unmeasured)."""

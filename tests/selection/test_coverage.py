@@ -11,7 +11,7 @@ import pytest
 from mll.errors import InvalidParameterError, UnknownNameError
 from mll.graph.search import search_names
 from mll.labels.stats import expert_stats
-from mll.selection.coverage import model_nodes, node_models, sample_images
+from mll.selection.coverage import model_nodes, model_styles, node_models, sample_images
 
 SANDAL, FOOTWEAR, BICYCLE, ENTITY = "n00000008", "n00000007", "n00000014", "n00000001"
 
@@ -67,6 +67,16 @@ def test_a_model_reports_accuracy_on_every_node_it_covers(table):
     assert len(model_nodes(table, "clip")) == 8  # a VLM: every node with sample images
     with pytest.raises(UnknownNameError, match="labelled model"):
         model_nodes(table, "nosuch")
+
+
+def test_accuracy_per_style_counts_the_same_answers_by_style(table):
+    for model_id in table.models:
+        styles, nodes = model_styles(table, model_id), model_nodes(table, model_id)
+        assert [s["style"] for s in styles] == ["gray28", "photo"]
+        for key in ("images", "correct"):
+            assert sum(s[key] for s in styles) == sum(n[key] for n in nodes), (model_id, key)
+    with pytest.raises(UnknownNameError):
+        model_styles(table, "nosuch")
 
 
 def test_sample_images_at_and_below_a_node(table):

@@ -88,6 +88,11 @@ def test_one_model_with_classes_on_the_graph_and_accuracy_per_node(client, table
     assert {n["wnid"] for n in doc["nodes"]} >= {c.wnid for c in info.classes}
     for n in doc["nodes"]:
         assert 0 <= n["interval"][0] <= n["accuracy"] <= n["interval"][1] <= 1
+    styles = {s["style"]: s for s in doc["styles"]}
+    assert set(styles) == {"photo", "emoji", "drawing", "gray28"}
+    assert styles["gray28"]["accuracy"] > styles["emoji"]["accuracy"]  # trained on 28x28 gray
+    for key in ("images", "correct"):  # the same answers, counted by style instead of node
+        assert sum(s[key] for s in doc["styles"]) == sum(n[key] for n in doc["nodes"])
     assert _get(client, "/api/models/cnn-footwear")["id"] == info.id  # and its name
     assert client.get("/api/models/zz").status_code == 404
 

@@ -10,7 +10,8 @@ selection itself; no model runs. Definitions, in the words the server's document
 - a **VLM serves a node** when sample images lie at or below it; its measured accuracy there is
   zero-shot, each image classified among the captions of every node with sample images.
 
-Accuracies come with a 95% Wilson interval and the number of images behind them.
+Accuracies come with a 95% Wilson interval and the number of images behind them; a model's
+accuracy per image style (:func:`model_styles`) counts the same answers by the style of the image.
 """
 
 from __future__ import annotations
@@ -128,3 +129,20 @@ def model_nodes(table, model_id: str) -> list[dict]:
         if cov and n:
             rows.append({"wnid": v, "name": graph.name(v)} | Measured(int(n), int(c)).to_dict())
     return sorted(rows, key=lambda r: (-r["accuracy"], -r["images"], r["wnid"]))
+
+
+def model_styles(table, model_id: str) -> list[dict]:
+    """A labelled model's measured accuracy per image style group (``photo``, ``emoji``,
+    ``drawing``, ``gray28``) on the sample images it covers, in group order; groups where it
+    covers no image have ``images`` 0 and accuracy None. Counts from ``table.style_counts``."""
+    from ..errors import UnknownNameError
+
+    counts = table.style_counts
+    i = counts.row(model_id) if model_id in table.models else None
+    if i is None:
+        raise UnknownNameError("labelled model", model_id, table.models,
+                               hint="it has no label for the current graph and corpus; run "
+                                    "'mll label'")
+    correct, images = counts.correct[i].sum(axis=0), counts.count[i].sum(axis=0)
+    return [{"style": g} | Measured(int(images[j]), int(correct[j])).to_dict()
+            for j, g in enumerate(counts.groups)]

@@ -89,6 +89,11 @@ class CoveredNode(Measured):
     name: str
 
 
+class StyleAccuracy(Measured):
+    style: str = Field(description="Style group of the sample images: photo, emoji, drawing, "
+                                   "gray28.")
+
+
 class ModelDetail(ModelSummary):
     """The record ``mll hub show --json`` prints, plus accuracy per covered node."""
 
@@ -97,6 +102,9 @@ class ModelDetail(ModelSummary):
     labels: dict[str, Any] | None = Field(description="The label summary; null if unlabelled.")
     nodes: list[CoveredNode] | None = Field(
         description="Accuracy per covered sample node, best first; null without a label.")
+    styles: list[StyleAccuracy] | None = Field(
+        description="Accuracy per image style on the sample images it covers; null without a "
+                    "label.")
 
 
 class SampleImages(_Open):

@@ -56,18 +56,20 @@ class HubService:
         return {"concept": self._node_ref(wnid), "models": served}
 
     def model(self, ref: str) -> dict[str, Any]:
-        """One model's record, its classes with node names, and accuracy per covered node."""
-        from ..selection.coverage import model_nodes
+        """One model's record, its classes with node names, and accuracy per covered node and per
+        image style."""
+        from ..selection.coverage import model_nodes, model_styles
 
         info = self.hub.get(ref)
         doc = info.to_dict()
-        doc["nodes"] = None
+        doc["nodes"] = doc["styles"] = None
         if info.labelled:
             table = self.labels()
             for c in doc["classes"]:
                 c["node"] = table.graph.name(c["wnid"]) if c["wnid"] else None
             if info.id in table.models:
                 doc["nodes"] = model_nodes(table, info.id)
+                doc["styles"] = model_styles(table, info.id)
         return doc
 
     # -- graph ----------------------------------------------------------------------------------

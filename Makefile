@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export RAY_USAGE_STATS_ENABLED := 0
 export PYTHONHASHSEED := 0
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench serve clean
 
 setup:
 	@bash scripts/setup.sh
@@ -19,6 +19,9 @@ test: setup
 
 bench: setup
 	$(PY) -m mll bench --out bench-results
+
+serve: setup
+	$(PY) -m mll serve $(SERVE_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache

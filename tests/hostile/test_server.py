@@ -55,8 +55,8 @@ def test_reads_without_a_valid_token_are_refused(hub_dir):
     assert client.get("/api/models", headers=_bearer(token)).status_code == 200
 
 
-@contract("server", "a token revoked with 'mll token revoke' while the server runs, after the "
-          "server verified it", "refused (401) from the next request on")
+@contract("server", "a token revoked (TokenStore.revoke, as 'mll token revoke' does) while the "
+          "server runs, after it verified the token", "refused (401) from the next request on")
 def test_a_revoked_token_is_refused_at_once(hub_dir):
     token_id, token = _token(hub_dir)
     client = TestClient(create_app(hub_dir, settings=ServeSettings(public=True)))

@@ -28,8 +28,8 @@ def serve(host: str, port: int, public: bool, hub: Path, db: str | None) -> None
     except ImportError:
         raise MissingDependencyError("mll serve needs uvicorn; install mll[serve]") from None
     app = create_app(hub, db, ServeSettings(public=public))
-    try:  # load the labels now, so the first request does not wait for them
-        app.state.service.labels()
+    try:  # load the labels now, so the first requests do not wait for them
+        app.state.service.warm()
     except NotBuiltError as exc:
         click.echo(f"Warning: {exc}; model and token endpoints work, the others answer 503",
                    err=True)

@@ -34,6 +34,11 @@ class HubService:
     def close(self) -> None:
         self.table.close()
 
+    def warm(self) -> None:
+        """Load what the first requests would otherwise wait for: the labels and the per-style
+        counts of the model pages (NotBuiltError while the hub has no labelled model)."""
+        _ = self.labels().style_counts
+
     def labels(self):
         """The label table, loaded once (NotBuiltError while the hub has no labelled model)."""
         with self._load_lock:

@@ -159,3 +159,33 @@ def test_each_kind_of_error_has_its_status():
     assert status_of(errors.ExternalServiceError("LLM down")) == 502
     assert status_of(errors.StoreError("disk")) == 500
     assert status_of(errors.LabellingFailedError("failed")) == 400
+
+
+def test_a_route_that_needs_a_higher_role_refuses_lower_tokens_with_403(empty_hub, tokens):
+    """Every route today reads; the writes to come declare their role the same way."""
+    from fastapi import Depends
+
+    from mll.serve.app import requires
+
+    app = create_app(empty_hub, settings=ServeSettings(public=True))
+
+    @app.get("/api/test-admin")
+    def admin_only(token=Depends(requires("admin"))):  # noqa: B008 (FastAPI's idiom)
+        return {"role": token.role}
+
+    @app.get("/api/test-upload")
+    def upload_only(token=Depends(requires("uploader"))):  # noqa: B008
+        return {"role": token.role}
+
+    client = TestClient(app)
+    assert client.get("/api/test-admin").status_code == 401  # public reads only
+    reader = client.get("/api/test-admin", headers=_bearer(tokens["reader"]))
+    assert reader.status_code == 403 and "needs the admin role" in reader.json()["detail"]
+    assert client.get("/api/test-admin", headers=_bearer(tokens["uploader"])).status_code == 403
+    assert client.get("/api/test-admin", headers=_bearer(tokens["admin"])).json() == {
+        "role": "admin"}
+    assert client.get("/api/test-upload", headers=_bearer(tokens["reader"])).status_code == 403
+    assert client.get("/api/test-upload", headers=_bearer(tokens["uploader"])).status_code == 200
+    assert client.get("/api/test-upload", headers=_bearer(tokens["admin"])).status_code == 200
+    with pytest.raises(Exception, match="role must be one of"):
+        requires("owner")

@@ -78,6 +78,35 @@ class SelectRequest(BaseModel):
 _bearer = HTTPBearer(auto_error=False, description="An API token from 'mll token create'.")
 
 
+def requires(role: str):
+    """A route dependency: the request's token when its role includes ``role`` (401 without a
+    valid token, 403 with a lower role); None for an anonymous read of a ``--public`` hub."""
+    from .tokens import check_role
+
+    check_role(role)
+
+    def check(request: Request,
+              creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+              ) -> TokenInfo | None:
+        service: HubService = request.app.state.service
+        settings: ServeSettings = request.app.state.settings
+        if creds is None:
+            if role == "reader" and settings.public:
+                return None
+            raise HTTPException(401, "this request needs an API token: 'Authorization: "
+                                     "Bearer mll_...' (see 'mll token create')",
+                                headers={"WWW-Authenticate": "Bearer"})
+        token = service.tokens.verify(creds.credentials)
+        if token is None:
+            raise HTTPException(401, "invalid or revoked API token",
+                                headers={"WWW-Authenticate": "Bearer"})
+        if not token.allows(role):
+            raise HTTPException(403, f"a {token.role} token cannot do this; it needs the "
+                                     f"{role} role or above")
+        return token
+    return check
+
+
 def create_app(hub: str | Path | None = None, db: str | None = None,
                settings: ServeSettings | None = None) -> FastAPI:
     """The ASGI application serving the hub at ``hub`` (database ``db``) with ``settings``.
@@ -101,26 +130,7 @@ def create_app(hub: str | Path | None = None, db: str | None = None,
         return JSON({"detail": " ".join(str(exc).splitlines()), "error": type(exc).__name__},
                     status_code=status)
 
-    def authorise(role: str):
-        def check(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-                  ) -> TokenInfo | None:
-            if creds is None:
-                if role == "reader" and settings.public:
-                    return None
-                raise HTTPException(401, "this request needs an API token: 'Authorization: "
-                                         "Bearer mll_...' (see 'mll token create')",
-                                    headers={"WWW-Authenticate": "Bearer"})
-            token = service.tokens.verify(creds.credentials)
-            if token is None:
-                raise HTTPException(401, "invalid or revoked API token",
-                                    headers={"WWW-Authenticate": "Bearer"})
-            if not token.allows(role):
-                raise HTTPException(403, f"a {token.role} token cannot do this; it needs the "
-                                         f"{role} role or above")
-            return token
-        return check
-
-    reader = Annotated[TokenInfo | None, Depends(authorise("reader"))]
+    reader = Annotated[TokenInfo | None, Depends(requires("reader"))]
 
     @app.get("/api/health", tags=["service"], response_model=schemas.Health)
     def health() -> dict:
@@ -150,7 +160,8 @@ def create_app(hub: str | Path | None = None, db: str | None = None,
     @app.get("/api/models/{ref}", tags=["models"], response_model=schemas.ModelDetail)
     def model(ref: str, token: reader) -> dict:
         """One model (id, id prefix or unique name): its record, classes with their nodes, label
-        summary, and measured accuracy on every sample node it covers (best first)."""
+        summary, and measured accuracy on every sample node it covers (best first) and per image
+        style."""
         return service.model(ref)
 
     @app.get("/api/nodes", tags=["graph"], response_model=schemas.NodeSearch)

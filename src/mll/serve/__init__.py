@@ -17,8 +17,9 @@ def create_app(hub=None, db=None, settings: ServeSettings | None = None):
     try:
         from .app import create_app as build
     except ImportError as exc:
+        if (exc.name or "").split(".")[0] not in ("fastapi", "starlette", "pydantic"):
+            raise
         from ..errors import MissingDependencyError
 
-        raise MissingDependencyError(f"mll serve needs {exc.name or 'fastapi'}; install "
-                                     "mll[serve]") from None
+        raise MissingDependencyError(f"mll serve needs {exc.name}; install mll[serve]") from None
     return build(hub, db, settings)

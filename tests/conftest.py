@@ -138,3 +138,28 @@ def pg_url():
     finally:
         run(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(params=[
+    pytest.param("sqlite:///:memory:", id="sqlite-memory"),
+    pytest.param("file", id="sqlite-file"),
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres)])
+def store(request, tmp_path):
+    """An empty hub store on in-memory SQLite, file SQLite and (when reachable) PostgreSQL."""
+    from sqlalchemy import MetaData
+
+    from mll.hub.store import Store
+
+    if request.param == "postgresql":
+        url = request.getfixturevalue("pg_url")
+    elif request.param == "file":
+        url = f"sqlite:///{tmp_path / 'mll.db'}"
+    else:
+        url = request.param
+    s = Store(url)
+    yield s
+    if s.engine.dialect.name == "postgresql":  # a shared server: leave it empty
+        meta = MetaData()
+        meta.reflect(s.engine)
+        meta.drop_all(s.engine)
+    s.engine.dispose()

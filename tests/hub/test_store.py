@@ -6,31 +6,11 @@ import hashlib
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import MetaData, text
+from sqlalchemy import text
 
 from mll.errors import StoreError, UnknownNameError
 from mll.hub.records import LabelSummary, upsert_label_summary
 from mll.hub.store import ClassRow, ModelRow, Store
-
-
-@pytest.fixture(params=[
-    pytest.param("sqlite:///:memory:", id="sqlite-memory"),
-    pytest.param("file", id="sqlite-file"),
-    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres)])
-def store(request, tmp_path):
-    if request.param == "postgresql":
-        url = request.getfixturevalue("pg_url")
-    elif request.param == "file":
-        url = f"sqlite:///{tmp_path / 'mll.db'}"
-    else:
-        url = request.param
-    s = Store(url)
-    yield s
-    if s.engine.dialect.name == "postgresql":  # a shared server: leave it empty
-        meta = MetaData()
-        meta.reflect(s.engine)
-        meta.drop_all(s.engine)
-    s.engine.dispose()
 
 
 def _row(i: int, digest: str = "a" * 64) -> ModelRow:

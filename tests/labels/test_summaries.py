@@ -7,34 +7,13 @@ import hashlib
 import json
 from datetime import UTC, datetime
 
-import pytest
 from click.testing import CliRunner
-from sqlalchemy import MetaData, func, select
+from sqlalchemy import func, select
 
 from mll.hub import Hub
 from mll.hub.records import Base
 from mll.hub.store import ClassRow, ModelRow, Store
 from mll.labels.summaries import LabelSummary, read_summaries, record_summary
-
-
-@pytest.fixture(params=[
-    pytest.param("sqlite:///:memory:", id="sqlite-memory"),
-    pytest.param("file", id="sqlite-file"),
-    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres)])
-def store(request, tmp_path):
-    if request.param == "postgresql":
-        url = request.getfixturevalue("pg_url")
-    elif request.param == "file":
-        url = f"sqlite:///{tmp_path / 'mll.db'}"
-    else:
-        url = request.param
-    s = Store(url)
-    yield s
-    if s.engine.dialect.name == "postgresql":  # a shared server: leave it empty
-        meta = MetaData()
-        meta.reflect(s.engine)
-        meta.drop_all(s.engine)
-    s.engine.dispose()
 
 
 def _model(i: int = 1) -> ModelRow:

@@ -1,5 +1,5 @@
-"""API tokens: hashed with argon2, one role each, revocable, in the hub database (SQLite and, when
-reachable, PostgreSQL), managed with ``mll token``."""
+"""API tokens: hashed with argon2, one role each, revocable, in the hub database (the shared
+``store`` fixture: SQLite and, when reachable, PostgreSQL), managed with ``mll token``."""
 
 from __future__ import annotations
 
@@ -7,32 +7,11 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import MetaData, select
+from sqlalchemy import select
 
 from mll.cli import cli
 from mll.errors import InvalidParameterError, UnknownNameError
-from mll.hub.store import Store
 from mll.serve.tokens import ROLES, TokenRow, TokenStore
-
-
-@pytest.fixture(params=[
-    pytest.param("sqlite:///:memory:", id="sqlite-memory"),
-    pytest.param("file", id="sqlite-file"),
-    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres)])
-def store(request, tmp_path):
-    if request.param == "postgresql":
-        url = request.getfixturevalue("pg_url")
-    elif request.param == "file":
-        url = f"sqlite:///{tmp_path / 'mll.db'}"
-    else:
-        url = request.param
-    s = Store(url)
-    yield s
-    if s.engine.dialect.name == "postgresql":  # a shared server: leave it empty
-        meta = MetaData()
-        meta.reflect(s.engine)
-        meta.drop_all(s.engine)
-    s.engine.dispose()
 
 
 def test_a_token_is_shown_once_and_only_its_argon2_hash_is_stored(store):

@@ -56,7 +56,11 @@ def test_health_schema_and_docs_need_no_token(empty_hub):
     answers = schema["components"]["schemas"]  # typed answers, not bare objects
     assert {"ModelList", "ModelDetail", "NodeDetail", "Selection", "SelectRequest"} <= set(answers)
     assert "accuracy" in answers["ServingModel"]["properties"]
-    assert client.get("/docs").status_code == 200
+    page = client.get("/docs")
+    assert page.status_code == 200 and "cdn" not in page.text.lower()  # works offline
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        assert f"/static/swagger-ui/{asset}" in page.text
+        assert client.get(f"/static/swagger-ui/{asset}").status_code == 200
 
 
 def test_errors_are_json_with_a_status_that_says_what_went_wrong(empty_hub, tokens):

@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from .. import errors
@@ -107,6 +109,24 @@ def requires(role: str):
     return check
 
 
+STATIC = Path(__file__).parent / "static"
+
+
+def _local_docs(app: FastAPI) -> None:
+    """Interactive API docs at ``/docs`` from Swagger UI files shipped in the package.
+
+    FastAPI's default page loads them from a CDN, which a hub on a closed network cannot reach.
+    """
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/docs", include_in_schema=False, response_class=HTMLResponse)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title="mll API",
+                                   swagger_js_url="/static/swagger-ui/swagger-ui-bundle.js",
+                                   swagger_css_url="/static/swagger-ui/swagger-ui.css",
+                                   swagger_favicon_url="/static/swagger-ui/favicon.png")
+
+
 def create_app(hub: str | Path | None = None, db: str | None = None,
                settings: ServeSettings | None = None) -> FastAPI:
     """The ASGI application serving the hub at ``hub`` (database ``db``) with ``settings``.
@@ -119,10 +139,11 @@ def create_app(hub: str | Path | None = None, db: str | None = None,
     logger.info("serving hub %s (database %s), %s reads", service.hub.root,
                 service.hub.store.shown, "anonymous" if settings.public else "token-only")
     app = FastAPI(title="mll", version=API_VERSION, default_response_class=JSON,
-                  max_body_size=settings.max_body_bytes,
+                  max_body_size=settings.max_body_bytes, docs_url=None, redoc_url=None,
                   summary="A hub of image models labelled on a semantic graph: which models "
                           "serve a concept, how well, and which to combine for a new task.")
     app.state.service, app.state.settings = service, settings
+    _local_docs(app)
 
     @app.exception_handler(errors.MLLError)
     async def _mll_error(request: Request, exc: errors.MLLError) -> JSON:

@@ -139,8 +139,13 @@ def folder_truth(root: Path, files: list[Path], classes: list[str]) -> list[int]
 
 def solve(table, task, images_dir: str | Path, *, method: str = "chco", params: dict | None = None,
           out_csv: str | Path | None = None, report: str | Path | None = None,
-          save: str | Path | None = None, batch_size: int = 32) -> SolveResult:
+          save: str | Path | None = None, batch_size: int = 32, look: bool = False
+          ) -> SolveResult:
     """Select with ``method`` from the fitted ``LabelTable``, then predict every image.
+
+    ``look``: take the target's style group from the images themselves (their nearest sample
+    images in the prototype backbone's feature space, :func:`mll.selection.style.style_of_images`)
+    instead of from the domain words; only pixels are read, never the folder names.
 
     Output paths are checked first; unreadable or oversized images are skipped with their reason
     (``result.skipped``) while the rest are predicted.
@@ -159,7 +164,8 @@ def solve(table, task, images_dir: str | Path, *, method: str = "chco", params: 
         raise InvalidParameterError(f"none of the {len(files)} image files under {root} could be "
                                     f"read; {unreadable[0]['path']}: {unreadable[0]['reason']}")
     start = time.perf_counter()
-    selection = make_selector(method, **(params or {})).fit(table).select(task)
+    selection = select_with_look(table, task, images, method, params, batch_size) if look else \
+        make_selector(method, **(params or {})).fit(table).select(task)
     t_select = time.perf_counter() - start
     predictor = TaskPredictor.from_selection(selection, table.hub)
     start = time.perf_counter()
@@ -179,6 +185,24 @@ def solve(table, task, images_dir: str | Path, *, method: str = "chco", params: 
 
         write_report(result, Path(report), images)
     return result
+
+
+def select_with_look(table, task, images, method: str = "chco", params: dict | None = None,
+                     batch_size: int = 32):
+    """Selection whose target style is seen in the (unlabelled) images, said in its explanation."""
+    from dataclasses import replace
+
+    from ..hub.backbones import get_backbone
+    from ..selection import build_context, make_selector
+    from ..selection.style import style_of_images
+
+    feats = get_backbone(table.proto_backbone).features(list(images), batch_size)
+    style, shares = style_of_images(table, feats)
+    ctx = build_context(table, task, target_style=style)
+    sel = make_selector(method, **(params or {})).fit(table).select(task, ctx)
+    votes = ", ".join(f"{g} {v:.0%}" for g, v in sorted(shares.items(), key=lambda x: -x[1]))
+    return replace(sel, explanation=[f"target style seen in the images: {style} (nearest sample "
+                                     f"images: {votes})", *sel.explanation])
 
 
 def write_csv(result: SolveResult, path: Path) -> None:

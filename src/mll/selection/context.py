@@ -44,10 +44,19 @@ class TaskContext:
         return len(self.task.classes)
 
 
-def build_context(table, task: Task) -> TaskContext:
+def build_context(table, task: Task, target_style: str | None = None) -> TaskContext:
+    """The task seen through the labels. ``target_style``: a style group the target images were
+    seen to have (``style_of_images``, the ``chco+look`` option); it replaces the one the domain
+    words describe, in the proxy's weights and in the style transfer."""
     graph = table.graph
     ranked = table.matcher.match(list(task.classes), domain=task.domain, top=5)
     look = _style_similarity(table, task.domain)
+    if target_style is not None:
+        styles = sorted(set(table.image_styles.tolist()))
+        if target_style not in {style_group(s) for s in styles}:
+            raise InvalidParameterError(f"target style {target_style!r}: the sample images have "
+                                        f"only {sorted({style_group(s) for s in styles})}")
+        look = {s: float(style_group(s) == target_style) for s in styles}
     nodes: list[str | None] = []
     warnings: list[str] = []
     for name, cands in zip(task.classes, ranked, strict=True):

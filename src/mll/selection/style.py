@@ -179,6 +179,32 @@ class StyleCounts:
         return None
 
 
+LOOK_NEIGHBOURS = 10  # sample images each target image votes with (set, not fitted)
+
+
+def style_of_images(table, features: np.ndarray) -> tuple[str | None, dict[str, float]]:
+    """The target's style group from unlabelled target images (``chco+look``): each image's
+    ``LOOK_NEIGHBOURS`` nearest sample images in the prototype backbone's feature space vote for
+    their style group; the group with most votes wins. Returns it and every group's share of the
+    votes. No label of the target images is read: only their pixels, through the backbone."""
+    feats = np.asarray(features, dtype=np.float32)
+    if not len(feats):
+        return None, {}
+    feats = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
+    sample = table.proto_features
+    k = min(LOOK_NEIGHBOURS, len(sample))
+    groups = np.array([style_group(s) for s in table.image_styles.tolist()])
+    votes: dict[str, float] = {}
+    for start in range(0, len(feats), 256):
+        sims = feats[start: start + 256] @ sample.T
+        near = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        for g, n in zip(*np.unique(groups[near], return_counts=True), strict=True):
+            votes[str(g)] = votes.get(str(g), 0.0) + float(n)
+    total = sum(votes.values())
+    shares = {g: round(v / total, 4) for g, v in sorted(votes.items())}
+    return max(shares, key=shares.__getitem__), shares
+
+
 def target_group(look: dict[str, float]) -> str | None:
     """The style group of the sample style the domain words describe best (None: no words)."""
     return style_group(max(look, key=look.__getitem__)) if look else None

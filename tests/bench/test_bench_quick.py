@@ -78,3 +78,33 @@ def test_photo_group_runs_on_held_out_concepts_and_chco_holds_its_own(report, st
     evaluated = {r.wnid for r in corpus.records(role="eval", source="tuxpaint")
                  if r.style.startswith("photo/")}
     assert evaluated and not labelled & evaluated
+
+
+def test_predicted_accuracy_carries_a_calibrated_interval_with_measured_coverage(report):
+    """90% intervals (fitted on proxy tasks from the sample role, never on these tasks): their
+    coverage over tasks and classes is reported overall and per style group."""
+    result, out = report
+    assert set(result["interval_coverage"]) == set(result["methods"])
+    for m in ("chco", "vlm", "p2-k1"):
+        for t in result["tasks"]:
+            lo, hi = result["predicted_interval"][t["name"]][m]
+            assert 0 <= lo <= result["predicted"][t["name"]][m] <= hi <= 1
+    # measured on the quick hub: 7 of 8 tasks (foolbox's 19 photo classes, 13 sample images
+    # between them, are predicted far below their measured 1.0) and 87% of classes
+    assert result["interval_coverage"]["chco"] >= 0.75
+    assert result["class_interval_coverage"]["chco"] >= 0.8
+    for group in ("photo", "gray28", "emoji"):
+        assert result["style_groups"][group]["interval_coverage"]["chco"] is not None
+    assert result["proxy_mae"]["chco"] is not None
+    assert "90% interval coverage" in (out / "results.md").read_text()
+
+
+def test_chco_look_sees_each_tasks_style_in_its_images(report):
+    """chco+look takes the target's style from the unlabelled eval images (their pixels only)."""
+    result, _ = report
+    assert "chco+look" in result["methods"]
+    seen = {name: doc["style"] for name, doc in result["looked_style"].items()}
+    assert seen["tuxpaint-photos"] == seen["foolbox-imagenet"] == "photo"
+    assert seen["emoji-fluent-flat"] == "emoji"
+    assert {seen[n] for n in ("fashion-mnist", "animal-mnist", "mnist")} == {"gray28"}
+    assert result["mean_accuracy"]["chco+look"] > result["mean_accuracy"]["vlm"]

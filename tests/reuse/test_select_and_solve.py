@@ -104,12 +104,36 @@ def test_solve_folder_report_csv_and_saved_predictor(table, mixed_folder, tmp_pa
     assert isinstance(loaded, TaskPredictor) and loaded.classes == result.predictor.classes
 
 
+def test_solve_can_take_the_style_from_the_images(table, mixed_folder, tmp_path, capsys):
+    """--look: the target's style is seen in the images (grayscale 28x28 here), not read from
+    words (none are given), and said in the explanation."""
+    task, root = mixed_folder
+    classes = ",".join(c.replace("/", "-") for c in task.classes)
+    code = main(["solve", "--hub", str(table.hub_dir), "--classes", classes, "--images",
+                 str(root), "--look", "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0
+    sel = doc  # the selection's fields, then the solve's own
+    assert sel["explanation"][0].startswith("target style seen in the images: gray28")
+    assert sel["calibration"]["situation"] == "direct"
+    lo, hi = sel["interval"]
+    assert lo <= sel["predicted_accuracy"] <= hi
+
+
 def test_cli_select_json_and_errors(starter_hub, capsys):
     code = main(["select", "--hub", str(starter_hub), "--classes", ",".join(MIXED),
                  "--domain", DOMAIN, "--json"])
     out = capsys.readouterr()
     doc = json.loads(out.out)
     assert code == 0 and len(doc["classes"]) == len(MIXED)
+    assert doc["calibration"]["level"] == 0.9 and doc["calibration"]["situation"] == "direct"
+    for c in doc["classes"]:  # a calibrated 90% interval per class, and the proxy's own figures
+        lo, hi = c["interval"]
+        assert 0 <= lo <= c["predicted_accuracy"] <= hi <= 1
+        assert c["evidence"]["proxy_accuracy"] is not None
+    code = main(["select", "--hub", str(starter_hub), "--classes", ",".join(MIXED),
+                 "--domain", DOMAIN])
+    assert code == 0 and "90% interval" in capsys.readouterr().out
     code = main(["select", "--hub", str(starter_hub), "--classes", "cat"])
     assert code == 2 and "at least two" in capsys.readouterr().err
     code = main(["select", "--hub", str(starter_hub), "--classes", "cat,dog", "--k", "2"])

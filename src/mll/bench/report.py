@@ -34,22 +34,35 @@ def markdown(r: dict) -> str:
         f"**{r['mean_accuracy'][m]:.3f}**" if r["mean_accuracy"][m] == best_mean and m != "oracle"
         else f"{r['mean_accuracy'][m]:.3f}" for m in methods) + " |")
     lines += ["", "| method | mean accuracy [95% bootstrap] | chco minus method [95% paired "
-              "bootstrap] | predicted-vs-measured MAE | selection ms |", "|---|---:|---:|---:|---:|"]
+              "bootstrap] | predicted-vs-measured MAE (uncalibrated) | 90% interval coverage, "
+              "tasks / classes "
+              "| selection ms |", "|---|---:|---:|---:|---:|---:|"]
     for m in methods:
         vs = r["chco_vs"].get(m)
         cmp = "-" if vs is None else f"{vs['difference']:+.3f} [{vs['low']:+.3f}, {vs['high']:+.3f}]"
         mae = r["predicted_mae"][m]
         lo, hi = r["mean_accuracy_interval"][m]
+        cov = f"{_pct(r.get('interval_coverage', {}).get(m))} / " \
+              f"{_pct(r.get('class_interval_coverage', {}).get(m))}"
         lines.append(f"| {m} | {r['mean_accuracy'][m]:.3f} [{lo:.3f}, {hi:.3f}] | {cmp} | "
-                     f"{'-' if mae is None else f'{mae:.3f}'} | {1000 * r['selection_seconds'][m]:.1f} |")
-    lines += ["", "Per style group of tasks: mean accuracy (predicted-vs-measured MAE).", "",
+                     f"{'-' if mae is None else f'{mae:.3f}'}{_paren(r.get('proxy_mae', {}).get(m))}"
+                     f" | {cov} | "
+                     f"{1000 * r['selection_seconds'][m]:.1f} |")
+    lines += ["", "Per style group of tasks: mean accuracy (predicted-vs-measured MAE; share of "
+              "tasks inside the 90% predicted interval).", "",
               "| group | tasks | " + " | ".join(methods) + " |",
               "|---|---|" + "---:|" * len(methods)]
     for g, doc in r.get("style_groups", {}).items():
+        cover = doc.get("interval_coverage", {})
         cells = [f"{doc['accuracy'][m]:.3f}" + ("" if doc["predicted_mae"][m] is None
-                                               else f" ({doc['predicted_mae'][m]:.3f})")
+                                               else f" ({doc['predicted_mae'][m]:.3f}; "
+                                               f"{_pct(cover.get(m))})")
                  for m in methods]
         lines.append(f"| {g} | {', '.join(doc['tasks'])} | " + " | ".join(cells) + " |")
+    if r.get("looked_style"):
+        lines += ["", "Target style seen in each task's unlabelled images (`chco+look`; nearest "
+                  "sample images' style groups): " + ", ".join(
+                      f"{name} {doc['style']}" for name, doc in r["looked_style"].items()) + "."]
     s = r["scalability"]
     lines += ["", f"Hub growth (chco, {s['orders']} random orders): " + ", ".join(
         f"{n} models {m:.3f}±{sd:.3f}" for n, m, sd in zip(s["models"], s["mean"], s["std"], strict=True)),
@@ -70,6 +83,14 @@ def markdown(r: dict) -> str:
         f"{r['labelling']['sample_images']} sample images, {r['labelling']['seconds']} s, "
         f"{r['labelling']['bytes'] / 1e6:.1f} MB of labels.", ""]
     return "\n".join(lines)
+
+
+def _paren(value: float | None) -> str:
+    return "" if value is None else f" ({value:.3f})"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
 
 
 def plots(r: dict, out: Path) -> list[Path]:

@@ -17,11 +17,13 @@ from .._io import progress
 from ..reuse import TaskPredictor
 from ..selection import Task, build_context, make_selector, selectors
 from ..selection.plan import Plan, combine
+from ..selection.style import style_of_images
 from .tasks import EvalTask, standard_tasks
 
 logger = logging.getLogger(__name__)
 
 REFERENCE = "chco"  # the method every other is compared with (report["chco_vs"])
+LOOK = "chco+look"  # chco with the target's style seen in its unlabelled images (an opt-in row)
 
 
 def bench_methods() -> list[tuple[str, str, dict]]:
@@ -80,7 +82,8 @@ def run_method(table, ctx, outputs, task: EvalTask, method: str, params: dict) -
     correct = np.mean([c for _, c in runs], axis=0)
     sel = runs[0][0]
     return {"accuracy": float(correct.mean()), "correct": correct,
-            "predicted": sel.predicted_accuracy, "seconds": float(np.mean([s.seconds for s, _ in runs])),
+            "predicted": sel.predicted_accuracy, "interval": sel.interval,
+            "seconds": float(np.mean([s.seconds for s, _ in runs])),
             "models": sel.models, "selection": sel}
 
 
@@ -132,19 +135,29 @@ def run_bench(hub_dir: str | Path | None, config: BenchConfig = BenchConfig(), d
     first = tasks[0]
     for _, method, params in METHODS:  # warm the text caches the same way for every method
         run_method(table, contexts[first.name], outputs[first.name], first, method, params)
+    looked = {t.name: style_of_images(table, outputs[t.name][table.proto_backbone])
+              for t in tasks}
     results: dict[str, dict[str, dict]] = {}
     for t in progress(tasks, "selecting and predicting"):
         results[t.name] = {name: run_method(table, contexts[t.name], outputs[t.name], t, m, p)
                            for name, m, p in METHODS}
+        # chco told the style its unlabelled target images look like (their pixels, no label)
+        look_ctx = build_context(table, contexts[t.name].task, target_style=looked[t.name][0])
+        results[t.name][LOOK] = run_method(table, look_ctx, outputs[t.name], t, REFERENCE, {})
     methods = [name for name, _, _ in METHODS]
+    methods.insert(1, LOOK)
     report = {
         "config": config.__dict__, "hub": str(table.hub_dir),
         "tasks": [{"name": t.name, "classes": len(t.classes), "images": len(t.image_ids),
                    "domain": t.domain} for t in tasks],
         "methods": methods,
+        "looked_style": {t.name: {"style": looked[t.name][0], "votes": looked[t.name][1]}
+                         for t in tasks},
         "accuracy": {t.name: {m: round(results[t.name][m]["accuracy"], 4) for m in methods}
                      for t in tasks},
         "predicted": {t.name: {m: results[t.name][m]["predicted"] for m in methods} for t in tasks},
+        "predicted_interval": {t.name: {m: results[t.name][m]["interval"] for m in methods}
+                               for t in tasks},
         "selection_seconds": {m: round(float(np.mean([results[t.name][m]["seconds"] for t in tasks])), 4)
                               for m in methods},
         "models_loaded": {t.name: {m: len(results[t.name][m]["models"]) for m in methods}
@@ -155,11 +168,18 @@ def run_bench(hub_dir: str | Path | None, config: BenchConfig = BenchConfig(), d
     report["mean_accuracy_interval"] = {
         m: mean_interval([results[t.name][m]["correct"] for t in tasks], config.seed) for m in methods}
     report["style_groups"] = style_groups(report, tasks, table, results, methods)
+    report["proxy_mae"] = {  # the same error before calibration (the proxy accuracy itself)
+        m: _mae([{"accuracy": results[t.name][m]["accuracy"],
+                  "predicted": results[t.name][m]["selection"].calibration.get("proxy_accuracy")}
+                 for t in tasks]) for m in methods}
     report["predicted_mae"] = {
         m: round(float(np.mean([abs(results[t.name][m]["predicted"] - results[t.name][m]["accuracy"])
                                 for t in tasks if results[t.name][m]["predicted"] is not None])), 4)
         if any(results[t.name][m]["predicted"] is not None for t in tasks) else None
         for m in methods}
+    report["interval_coverage"] = {m: _coverage([results[t.name][m] for t in tasks]) for m in methods}
+    report["class_interval_coverage"] = {
+        m: _class_coverage([(results[t.name][m], t) for t in tasks]) for m in methods}
     report["chco_vs"] = {m: dict(zip(("difference", "low", "high"), paired_bootstrap(
         [results[t.name]["chco"]["correct"] for t in tasks],
         [results[t.name][m]["correct"] for t in tasks], config.seed), strict=True))
@@ -199,8 +219,36 @@ def style_groups(report: dict, tasks: list[EvalTask], table, results, methods) -
         out[g] = {"tasks": names,
                   "accuracy": {m: round(float(np.mean([report["accuracy"][n][m] for n in names])), 4)
                                for m in methods},
-                  "predicted_mae": {m: _mae([results[n][m] for n in names]) for m in methods}}
+                  "predicted_mae": {m: _mae([results[n][m] for n in names]) for m in methods},
+                  "interval_coverage": {m: _coverage([results[n][m] for n in names])
+                                        for m in methods}}
     return out
+
+
+def _coverage(runs: list[dict]) -> float | None:
+    """Share of the runs whose predicted interval holds the measured accuracy."""
+    hits = [r["interval"][0] <= r["accuracy"] <= r["interval"][1]
+            for r in runs if r["interval"] is not None]
+    return round(float(np.mean(hits)), 4) if hits else None
+
+
+def _class_coverage(runs: list[tuple[dict, EvalTask]]) -> float | None:
+    """Share of (task, class) pairs whose accuracy measured on the class's images falls in the
+    calibrated 90% interval for that many images (a class holds 2-100 eval images: the interval
+    shown to users, for the accuracy on many images, would be judged against binomial noise)."""
+    from ..selection.calibration import rule
+
+    hits = []
+    for run, task in runs:
+        sel = run["selection"]
+        for k, c in enumerate(sel.classes):
+            mask = task.truth == k
+            if c.predicted_accuracy is None or not mask.any():
+                continue
+            lo, hi = rule(sel.method, "class", c.evidence["situation"]).measured_interval(
+                c.evidence["proxy_accuracy"], c.evidence["proxy_evidence"], int(mask.sum()))
+            hits.append(lo - 1e-9 <= float(run["correct"][mask].mean()) <= hi + 1e-9)
+    return round(float(np.mean(hits)), 4) if hits else None
 
 
 def _mae(runs: list[dict]) -> float | None:

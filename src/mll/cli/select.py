@@ -104,14 +104,17 @@ def _table(hub: Path, db: str | None):
 
 def _print_selection(sel) -> None:
     pa = "-" if sel.predicted_accuracy is None else f"{sel.predicted_accuracy:.3f}"
-    iv = "" if sel.interval is None else f" [{sel.interval[0]:.2f}, {sel.interval[1]:.2f}]"
+    level = sel.calibration.get("level", 0.9)
+    iv = "" if sel.interval is None else \
+        f" ({level:.0%} interval {sel.interval[0]:.2f}-{sel.interval[1]:.2f})"
     click.echo(f"{sel.method}: predicted accuracy {pa}{iv}; {len(sel.models)} model(s) to load; "
                f"selected in {sel.seconds * 1000:.0f} ms")
     for c in sel.classes:
         node = c.nodes[0]["name"] if c.nodes else "-"
         models = ", ".join(f"{m['name']}" for m in c.models) or "none"
         acc = "-" if c.predicted_accuracy is None else f"{c.predicted_accuracy:.2f}"
-        click.echo(f"  {c.name:20.20} -> {node:20.20} {c.covered_by:6} acc {acc:>4}  {models}")
+        iv = " " * 11 if c.interval is None else f"({c.interval[0]:.2f}-{c.interval[1]:.2f})"
+        click.echo(f"  {c.name:20.20} -> {node:20.20} {c.covered_by:6} acc {acc:>4} {iv}  {models}")
     for line in sel.explanation:
         click.echo(f"  * {line}")
     for w in sel.warnings:
@@ -147,10 +150,13 @@ def select(classes, classes_file, domain, method, k, alpha, budget, db, hub, as_
               help="Write an HTML report.")
 @click.option("--save", type=click.Path(dir_okay=False, path_type=Path),
               help="Save the assembled predictor (one zip, loadable without the hub).")
+@click.option("--look", is_flag=True,
+              help="Take the target's style from the images themselves (their nearest sample "
+                   "images in a backbone's feature space) instead of the domain words.")
 @hub_option
 @json_option
 def solve(classes, classes_file, domain, method, k, alpha, budget, db, images_dir, out_csv, report,
-          save, hub, as_json) -> None:
+          save, look, hub, as_json) -> None:
     """Select, assemble one predictor, and predict every image under a folder."""
     from ..reuse import solve as run_solve
     from ..reuse.solve import check_output_paths
@@ -160,7 +166,7 @@ def solve(classes, classes_file, domain, method, k, alpha, budget, db, images_di
     check_output_paths({"--out": out_csv, "--report": report, "--save": save})
     table = _table(hub, db)
     result = run_solve(table, task, images_dir, method=method, params=params, out_csv=out_csv,
-                       report=report, save=save)
+                       report=report, save=save, look=look)
     for s in result.skipped:  # stderr in both modes, so --json output stays one document
         click.echo(f"skipped {s['path']}: {s['reason']}", err=True)
     if result.skipped:

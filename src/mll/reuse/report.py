@@ -95,7 +95,7 @@ td.ex img{{width:56px;height:56px;object-fit:contain;background:#f4f4f4}}</style
 {len(result.skipped)} skipped; models loaded: {len(sel.models)}.</p>
 <ul>{explanation}</ul>
 <table><tr><th>class</th><th>matched concepts</th><th>chosen models</th>
-<th>predicted accuracy</th><th>measured</th><th>examples (predicted)</th></tr>
+<th>predicted accuracy [90% interval]</th><th>measured</th><th>examples (predicted)</th></tr>
 {''.join(rows)}</table>{confusion}</body></html>"""
     atomic_write_bytes(path, page.encode("utf-8"))
     return path

@@ -237,7 +237,7 @@ def test_name_without_any_candidate(tmp_path):
     from mll.graph.match import Captions, Matcher
 
     toy = _toy()
-    graph = SemanticGraph.from_wordnet(toy.write_wordnet(tmp_path / "wordnet"))
+    graph = SemanticGraph.from_wordnet(toy.write_wordnet(tmp_path / "wordnet", toy.SYNSETS, lexfile=6))
     encoder = toy.HashingEncoder()
     matcher = Matcher(graph, encoder, Captions(graph, encoder, tmp_path, nodes=np.array([], int)))
     dog, nothing = matcher.match(["dog", "xqzzkk"], top=3)

@@ -13,6 +13,7 @@ note when PostgreSQL's binaries or psycopg are missing), then measures on each:
 
 Usage: .venv/bin/python benchmarks/scale.py --source HUB [--sizes 1000 10000 100000]
        [--work DIR] [--plot docs/bench/scale.png] [--json]
+       .venv/bin/python benchmarks/scale.py --replot docs/bench/scale.json --plot docs/bench/scale.png
 """
 
 from __future__ import annotations
@@ -176,7 +177,7 @@ def plot(results: list[dict], path: Path) -> None:
         ax.plot(x, [r["search"]["p50_ms"] for r in rows], style + "o", label=f"search p50 ({backend})")
         ax.plot(x, [r["search"]["p95_ms"] for r in rows], style + "s", label=f"search p95 ({backend})")
         ax.plot(x, [r["open_seconds"] * 1000 for r in rows], style + "^", label=f"hub open ({backend})")
-    ax.axhline(50, color="gray", lw=0.8, ls=":")
+    ax.axhline(50, color="gray", lw=0.8, ls=":", label="search goal (50 ms)")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("models in the hub (synthetic)")
@@ -191,7 +192,9 @@ def plot(results: list[dict], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--source", required=True, help="a labelled hub to draw models from")
+    parser.add_argument("--source", help="a labelled hub to draw models from")
+    parser.add_argument("--replot", type=Path, default=None, metavar="JSON",
+                        help="only draw --plot from the results a --json run printed")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
     parser.add_argument("--work", type=Path, default=None, help="where the hubs are built "
                         "(default: a temporary directory, removed at the end)")
@@ -200,6 +203,13 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, default=None)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.replot:
+        if not args.plot:
+            parser.error("--replot needs --plot")
+        plot(json.loads(args.replot.read_text()), args.plot)
+        return
+    if not args.source:
+        parser.error("--source is required (a labelled hub, e.g. one 'mll starter --quick' built)")
     work = args.work or Path(tempfile.mkdtemp(prefix="mll-scale-"))
     results = []
     try:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..graph.match import match_status
+from . import calibration
 from .context import TaskContext
 from .plan import Plan
 from .task import Task
@@ -31,8 +32,8 @@ class ClassChoice:
     name: str
     nodes: list[dict]  # [{wnid, name, score}]
     models: list[dict]  # [{model_id, name, kind, heads, weight, role}]
-    predicted_accuracy: float | None
-    interval: tuple[float, float] | None
+    predicted_accuracy: float | None  # calibrated (mll.selection.calibration)
+    interval: tuple[float, float] | None  # calibrated 90% interval of the accuracy on new images
     covered_by: str  # "expert" | "vlm" | "none"
     evidence: dict = field(default_factory=dict)
     match_confidence: float | None = None  # the best node's match score (1.0 when pinned)
@@ -58,20 +59,23 @@ class Selection:
     method: str
     task: Task
     classes: list[ClassChoice]
-    predicted_accuracy: float | None
-    interval: tuple[float, float] | None
+    predicted_accuracy: float | None  # calibrated (mll.selection.calibration)
+    interval: tuple[float, float] | None  # calibrated 90% interval of the accuracy on new images
     models: list[str]
     seconds: float
     plan: Plan
     explanation: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     diagnostics: Mapping[str, Any] = field(default_factory=dict)
+    # how the prediction was calibrated: level, situation, proxy accuracy and its Wilson interval
+    calibration: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"method": self.method, "task": {"classes": list(self.task.classes),
                                                 "domain": self.task.domain},
                 "classes": [dict(c.__dict__) for c in self.classes],
                 "predicted_accuracy": self.predicted_accuracy, "interval": self.interval,
+                "calibration": _plain(self.calibration),
                 "models": self.models, "seconds": round(self.seconds, 4),
                 "rule": self.plan.rule, "explanation": self.explanation,
                 "warnings": self.warnings, "diagnostics": _plain(self.diagnostics)}
@@ -102,8 +106,9 @@ def wilson(correct: float, n: float) -> tuple[float, float]:
 
 
 def per_class_estimates(pred: np.ndarray, ctx: TaskContext, distance: dict[int, int] | None = None
-                        ) -> list[tuple[float | None, tuple | None, int]]:
-    """Per class: weighted proxy accuracy, its Wilson interval on the effective count, images.
+                        ) -> list[tuple[float | None, tuple | None, int, float]]:
+    """Per class: weighted proxy accuracy, its Wilson interval on the effective count, images,
+    and the effective count itself.
 
     A class whose accuracy was carried over from other styles (``distance``: levels climbed to
     find the style gap's evidence) counts its images ``1 + distance`` times less: the interval
@@ -114,13 +119,14 @@ def per_class_estimates(pred: np.ndarray, ctx: TaskContext, distance: dict[int, 
     for k in range(ctx.n_classes):
         mask = ctx.proxy_class == k
         if not mask.any():
-            out.append((None, None, 0))
+            out.append((None, None, 0, 0.0))
             continue
         w = ctx.proxy_weight[mask]
         hit = (pred[mask] == k).astype(float)
         n_eff = w.sum() ** 2 / (w ** 2).sum() / (1 + distance.get(k, 0))
         rate = float((w * hit).sum() / w.sum())
-        out.append((round(rate, 4), wilson(rate * n_eff, n_eff), int(mask.sum())))
+        out.append((round(rate, 4), wilson(rate * n_eff, n_eff), int(mask.sum()),
+                    round(float(n_eff), 3)))
     return out
 
 
@@ -145,9 +151,13 @@ def assemble(method: str, scorer: ProxyScorer, proposal: Proposal, seconds: floa
     pred = scorer.predict(plan)
     distance = style_distance(scorer, plan)
     estimates = per_class_estimates(pred, ctx, distance)
+    carried = set(ctx.proxy_class[ctx.style_gap].tolist()) if ctx.style_gap.any() else set()
     classes = []
     for k, name in enumerate(ctx.task.classes):
-        acc, interval, n = estimates[k]
+        raw, proxy_interval, n, n_eff = estimates[k]
+        where = calibration.situation(ctx.target_style, k in carried)
+        acc, interval = (None, None) if raw is None else \
+            calibration.rule(method, "class", where).apply(raw, n_eff)
         models = proposal.per_class[k]
         kinds = {m["kind"] for m in models}
         covered = "expert" if "expert" in kinds else ("vlm" if models else "none")
@@ -156,16 +166,24 @@ def assemble(method: str, scorer: ProxyScorer, proposal: Proposal, seconds: floa
         pinned = name in ctx.task.pinned
         classes.append(ClassChoice(name, nodes, models, acc, interval, covered,
                                    {"node": ctx.class_nodes[k], "proxy_images": n,
-                                    "style_distance": distance.get(k)},
+                                    "style_distance": distance.get(k), "situation": where,
+                                    "proxy_accuracy": raw, "proxy_interval": proxy_interval,
+                                    "proxy_evidence": n_eff},
                                    1.0 if pinned else (best.score if best else None),
                                    not pinned and match_status(best) != "confident"))
     known = [c for c in classes if c.predicted_accuracy is not None]
+    where = calibration.situation(ctx.target_style, bool(carried))
+    info: dict[str, Any] = {"level": calibration.LEVEL, "situation": where}
     if known and len(ctx.proxy_index):
-        task_acc = round(float(np.mean([c.predicted_accuracy for c in known])), 4)
+        raw = round(float(np.mean([c.evidence["proxy_accuracy"] for c in known])), 4)
         n_eff = sum(c.evidence["proxy_images"] / (1 + (c.evidence["style_distance"] or 0))
                     for c in known)
-        interval = wilson(task_acc * n_eff, n_eff)
+        evidence = round(float(np.mean([c.evidence["proxy_evidence"] for c in known])), 3)
+        task_acc, interval = calibration.rule(method, "task", where).apply(raw, evidence)
+        info |= {"proxy_accuracy": raw, "proxy_interval": wilson(raw * n_eff, n_eff),
+                 "proxy_evidence": evidence}
     else:
         task_acc, interval = None, None
     return Selection(method, ctx.task, classes, task_acc, interval, plan.sources(), seconds, plan,
-                     list(proposal.explanation), list(ctx.warnings), dict(proposal.diagnostics))
+                     list(proposal.explanation), list(ctx.warnings), dict(proposal.diagnostics),
+                     info)

@@ -76,6 +76,11 @@ def test_label_then_nothing_to_do(small_hub, tmp_path):
         row = h.get(report.models_labelled[0])
     assert row.labelled and row.labels["images"] == report.images
     assert row.labels["mean_accuracy"] == summary["mean_accuracy_own_classes"]
+    with Hub.open(hub) as h:  # the candidate index, written with the summary
+        for model_id in report.models_labelled:
+            head = next(c.wnid for c in h.get(model_id).classes if c.wnid)
+            served = {r.model_id: r for r in h.serving(head, limit=None)}
+            assert model_id in served and served[model_id].images > 0
     again = label_hub(hub)
     assert again.models_labelled == [] and len(again.models_up_to_date) == 2
     assert again.outputs_computed == 0

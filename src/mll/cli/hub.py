@@ -160,6 +160,28 @@ def _print_classes(classes: list[dict[str, Any]], names: dict[str, str] | None =
                    f"{'yes' if c['confirmed'] else 'no'}")
 
 
+@command.command("serving")
+@click.argument("node")
+@click.option("--kind", type=click.Choice(["expert", "vlm"]), help="Only experts or VLMs.")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
+              help="How many models to answer.")
+@hub_option
+@db_option
+@json_option
+def serving_(node: str, kind: str | None, limit: int, hub: Path, db: str | None,
+             as_json: bool) -> None:
+    """Labelled models that serve NODE (a wnid), best measured accuracy there first."""
+    with _open(hub, db) as h:
+        rows = h.serving(node, kind=kind, limit=limit)
+    if as_json:
+        emit_json([r.to_dict() for r in rows])
+        return
+    click.echo(f"{'id':12}  {'kind':6}  {'accuracy':>8}  {'images':>6}  name")
+    for r in rows:
+        acc = "-" if r.accuracy is None else f"{r.accuracy:.4f}"
+        click.echo(f"{r.model_id:12}  {r.kind:6}  {acc:>8}  {r.images:>6}  {r.name}")
+
+
 @command.command("remove")
 @click.argument("model_id")
 @hub_option

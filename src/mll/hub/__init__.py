@@ -12,9 +12,10 @@ from .artifacts import ArtifactStore
 from .backbones import backbones, get_backbone
 from .features import FeatureCache, image_key
 from .hub import Hub, probe_images, read_classes
+from .records import Serving
 from .spec import HeadClass, InputSpec, ModelInfo
 from .store import Store
 
 __all__ = ["VLM", "Adapter", "ArtifactStore", "Expert", "FeatureCache", "HeadClass", "Hub",
-           "InputSpec", "ModelInfo", "Store", "backbones", "families", "get_backbone",
+           "InputSpec", "ModelInfo", "Serving", "Store", "backbones", "families", "get_backbone",
            "image_key", "probe_images", "read_classes"]

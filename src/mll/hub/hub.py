@@ -41,6 +41,7 @@ from .adapters import Adapter, Expert, Packed, families
 from .adapters.base import PackContext, TextTowerMixin
 from .artifacts import ArtifactStore
 from .features import FeatureCache
+from .records import Serving, serving
 from .safety import DEFAULT_MAX_BYTES, check_upload, refuse_unsafe
 from .spec import KINDS, HeadClass, ModelInfo
 from .store import ClassRow, ModelRow, Store
@@ -246,6 +247,26 @@ class Hub:
     def get(self, ref: str) -> ModelInfo:
         """A model by id, id prefix or unique name."""
         return self.store.get(self.store.resolve(ref))
+
+    def serving(self, node: str, *, kind: str | None = None,
+                limit: int | None = 20) -> list[Serving]:
+        """The labelled models that serve ``node`` (a wnid), best measured accuracy first.
+
+        One query on the candidate index the labels stage writes with each label, so it costs
+        the same at 50 models and at 100,000. ``kind`` keeps experts or VLMs only; ``limit``
+        None answers every model.
+        """
+        if not is_wnid(node):
+            raise InvalidParameterError(f"node must be a WordNet id such as n02084071, got "
+                                        f"{node!r}")
+        if kind is not None and kind not in KINDS:
+            raise InvalidParameterError(f"kind must be one of {KINDS}, got {kind!r}")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                                  or limit < 1):
+            raise InvalidParameterError(f"limit must be a positive whole number or None, got "
+                                        f"{limit!r}")
+        with self.store.read() as session:
+            return serving(session, node, kind=kind, limit=limit)
 
     def load(self, ref: str) -> Adapter:
         """Rebuild a model's adapter from its verified artifact."""

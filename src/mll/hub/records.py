@@ -9,14 +9,32 @@ rather than in ``mll.labels`` because imports go downstream only: ``mll.labels``
 (:func:`label_summaries`), must not import ``mll.labels``; and the row's foreign key to
 ``models.id`` resolves only in the same metadata as :class:`~mll.hub.store.ModelRow`.
 ``mll.labels.summaries`` is the record's public face for the labels stage and those after it.
+
+``LabelServing`` is the labels stage's second record, the candidate index: one row per (node,
+model that serves it), written with the summary in one transaction, read by :func:`serving`
+(``Hub.serving``, ``mll hub serving``) so "which models serve this node" is one indexed query
+however large the hub grows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Integer, String, select
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    delete,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 
@@ -80,3 +98,94 @@ def label_summaries(session: Session, model_ids: Iterable[str]) -> dict[str, Lab
         return {}
     rows = session.scalars(select(LabelSummary).where(LabelSummary.model_id.in_(ids)))
     return {row.model_id: row for row in rows}
+
+
+class LabelServing(Base):
+    """One node a labelled model serves, with its measured accuracy there (the candidate index).
+
+    An expert serves a node when one of its heads is mapped to that node or below it, measured on
+    the sample images at or below those heads; a VLM serves a node with sample images at or below
+    it, measured zero-shot there (the definitions of ``mll.selection.coverage.node_models``).
+    ``rank`` is the accuracy rounded to 4 places, or -1 without images, so one descending index
+    orders answers the same way on SQLite and PostgreSQL (their NULL orders differ). Columns and
+    types match the labels stage's migration ``labels_0002``.
+    """
+
+    __tablename__ = "label_serving"
+    # the primary key starts with the model (removal and republishing delete by model); each
+    # index below answers a node's ranked query, all kinds or one, as one ordered range scan
+    __table_args__ = (
+        Index("ix_label_serving_rank", "node", text("rank DESC"), text("images DESC"),
+              "model_id"),
+        Index("ix_label_serving_kind_rank", "node", "kind", text("rank DESC"),
+              text("images DESC"), "model_id"))
+
+    model_id: Mapped[str] = mapped_column(
+        String(16), ForeignKey("models.id", ondelete="CASCADE"), primary_key=True)
+    node: Mapped[str] = mapped_column(String(16), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    images: Mapped[int] = mapped_column(Integer)
+    correct: Mapped[int] = mapped_column(Integer)
+    rank: Mapped[float] = mapped_column(Float)
+
+
+@dataclass(frozen=True)
+class Serving:
+    """A model that serves a node, as :func:`serving` answers it."""
+
+    node: str
+    model_id: str
+    name: str
+    kind: str
+    family: str
+    images: int
+    correct: int
+
+    @property
+    def accuracy(self) -> float | None:
+        return None if self.images == 0 else round(self.correct / self.images, 4)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"node": self.node, "id": self.model_id, "name": self.name, "kind": self.kind,
+                "family": self.family, "images": self.images, "correct": self.correct,
+                "accuracy": self.accuracy}
+
+
+def replace_serving(session: Session, model_ids: Sequence[str],
+                    rows: Sequence[dict[str, Any]]) -> None:
+    """Replace the index rows of ``model_ids`` by ``rows`` (dicts of :class:`LabelServing`'s
+    columns but ``rank``), inside the caller's transaction."""
+    if model_ids:
+        session.execute(delete(LabelServing).where(LabelServing.model_id.in_(list(model_ids))))
+    if rows:
+        session.execute(insert(LabelServing), [
+            r | {"rank": -1.0 if r["images"] == 0 else round(r["correct"] / r["images"], 4)}
+            for r in rows])
+
+
+def serving(session: Session, node: str, *, kind: str | None = None,
+            limit: int | None = 20) -> list[Serving]:
+    """The models that serve ``node``, best measured accuracy first (then more images, then id);
+    models with no image measured there come last. One range scan of the rank index."""
+    from .store import ModelRow
+
+    query = (select(LabelServing.model_id, ModelRow.name, LabelServing.kind, ModelRow.family,
+                    LabelServing.images, LabelServing.correct)
+             .join(ModelRow, ModelRow.id == LabelServing.model_id)
+             .where(LabelServing.node == node))
+    if kind is not None:
+        query = query.where(LabelServing.kind == kind)
+    query = query.order_by(LabelServing.rank.desc(), LabelServing.images.desc(),
+                           LabelServing.model_id)
+    if limit is not None:
+        query = query.limit(limit)
+    return [Serving(node, *row) for row in session.execute(query)]
+
+
+def served_models(session: Session, model_ids: Iterable[str]) -> set[str]:
+    """Which of ``model_ids`` have rows in the index (a label published before it had none)."""
+    ids = list(model_ids)
+    if not ids:
+        return set()
+    return set(session.scalars(select(LabelServing.model_id).distinct()
+                               .where(LabelServing.model_id.in_(ids))))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -18,8 +19,9 @@ import numpy as np
 
 from ..config import resolve_hub
 from ..errors import InvalidParameterError, NotBuiltError
+from .serving import serving_rows
 from .stats import expert_stats, vlm_stats
-from .store import LabelStore, Outputs
+from .store import LabelStore, Outputs, storage_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -75,9 +77,11 @@ def label_hub(hub_dir: str | Path | None, *, models: list[str] | None = None, db
     with Hub.open(hub_dir, db=db) as hub:
         infos = [hub.get(m) for m in models] if models else hub.list()
         todo = []
+        current = []
         for info in infos:
             if store.is_published(info.content_hash, graph.version, corpus.version):
                 report.models_up_to_date.append(info.id)
+                current.append(info)
                 continue
             try:
                 have = set()
@@ -90,6 +94,7 @@ def label_hub(hub_dir: str | Path | None, *, models: list[str] | None = None, db
             todo.append((info, missing))
         jobs = [(info.id, missing[i: i + batch]) for info, missing in todo
                 for i in range(0, len(missing), batch)]
+        index_published(store, graph, corpus, hub, current)  # labels older than the index
         run = get_executor(executor, address=address)
         seconds, failed = run(str(hub_dir), db, jobs, show_progress, corpus.version)
         report.outputs_computed = sum(len(ids) for mid, ids in jobs if mid not in failed)
@@ -156,12 +161,48 @@ def publish_label(store: LabelStore, graph, corpus, samples, hub, info, seconds:
                     "zero_shot_accuracy": _rate(stats["correct"], stats["count"])}
     dest = store.label_dir(info.content_hash, graph.version, corpus.version)
     store.publish(dest, outputs, stats, extra, summary)
-    from .store import storage_bytes
     from .summaries import record_summary
 
     summary["bytes"] = storage_bytes(dest)
-    record_summary(hub.store, summary)  # read by 'mll hub list/show'
+    rows = serving_rows(info.id, info.kind, [c.wnid for c in info.classes], stats,
+                        _ancestors(graph))
+    record_summary(hub.store, summary, rows)  # read by 'mll hub list/show' and 'hub serving'
     return summary
+
+
+def _ancestors(graph) -> Callable[[str], set[str]]:
+    """``graph.ancestors(v, include_self=True)``, memoised for one publishing run."""
+    cache: dict[str, set[str]] = {}
+
+    def get(v: str) -> set[str]:
+        if v not in cache:
+            cache[v] = graph.ancestors(v, include_self=True)
+        return cache[v]
+
+    return get
+
+
+def index_published(store: LabelStore, graph, corpus, hub, infos) -> list[str]:
+    """Write the candidate index rows of published labels that have none (labels published
+    before the index existed); returns the model ids indexed."""
+    from ..hub.records import served_models
+    from .store import load_label
+    from .summaries import record_summary
+
+    with hub.store.read() as session:
+        have = served_models(session, [i.id for i in infos])
+    done = []
+    ancestors = _ancestors(graph)
+    for info in infos:
+        if info.id in have:
+            continue
+        ldir = store.label_dir(info.content_hash, graph.version, corpus.version)
+        label = load_label(ldir, info.id)
+        summary = dict(label.summary) | {"bytes": storage_bytes(ldir)}
+        record_summary(hub.store, summary, serving_rows(
+            info.id, info.kind, [c.wnid for c in info.classes], label.stats, ancestors))
+        done.append(info.id)
+    return done
 
 
 def _rate(correct: np.ndarray, count: np.ndarray) -> float | None:

@@ -10,10 +10,10 @@ stays free of SQLAlchemy and the hub.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..hub.records import LabelSummary, label_summaries, upsert_label_summary
+from ..hub.records import LabelSummary, label_summaries, replace_serving, upsert_label_summary
 
 if TYPE_CHECKING:
     from ..hub.store import Store
@@ -33,11 +33,18 @@ def summary_record(summary: dict[str, Any]) -> LabelSummary:
         labelled_at=summary["labelled_at"], complete=True)
 
 
-def record_summary(store: Store, summary: dict[str, Any] | LabelSummary) -> LabelSummary:
-    """Insert or replace the model's row in one write; readers see the old row or the new one."""
+def record_summary(store: Store, summary: dict[str, Any] | LabelSummary,
+                   serving: Sequence[dict[str, Any]] | None = None) -> LabelSummary:
+    """Insert or replace the model's row in one write; readers see the old row or the new one.
+
+    ``serving`` (from :func:`mll.labels.serving.serving_rows`) replaces the model's rows in the
+    candidate index in the same transaction, so the index never disagrees with the summary.
+    """
     row = summary if isinstance(summary, LabelSummary) else summary_record(summary)
     with store.write() as session:
         upsert_label_summary(session, row)
+        if serving is not None:
+            replace_serving(session, [row.model_id], serving)
     return row
 
 

@@ -1,0 +1,253 @@
+"""Synthetic hubs of any size for measuring the hub at scale without weights or images.
+
+Every synthetic model is drawn from a real labelled hub (the quick starter hub, say), so the
+candidate structure is the real one:
+
+- an **expert** copies a real expert's head classes along the graph: a random head, an anchor one
+  to four levels above it, and the real expert's heads under that anchor (at most
+  ``max_classes``; at least two when the real expert has two). Its per-node counts are the real
+  expert's on the nodes those heads cover, with every node's accuracy perturbed (one skill offset
+  per model plus noise per node, on the logit scale) and the right answers drawn again;
+- a **VLM** is a perturbed copy of a real VLM the same way, on every sample node.
+
+Models are written through the hub's own store and records (``models``, ``model_classes``,
+``label_summaries`` and the candidate index ``label_serving``), in batches of one transaction
+each, so every query of the hub runs on them as on real models. They carry no artifact and no
+label files (family ``synthetic``, summary ``bytes`` 0): loading one is refused, and
+``LabelTable`` does not see them, since selection over them needs per-image rows they do not have.
+Ids are content hashes of (seed, index, real model), so the same call writes the same hub and
+writing it again adds nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from numbers import Integral, Real
+from pathlib import Path
+
+import numpy as np
+from scipy.special import expit, logit
+
+from ..errors import InvalidParameterError, NotBuiltError
+
+logger = logging.getLogger(__name__)
+
+FAMILY = "synthetic"
+MAX_MODELS = 1_000_000
+SKILL_SD = 0.6  # logit-scale spread of whole-model skill around the real model's
+NODE_SD = 0.3  # logit-scale noise per node
+
+
+@dataclass(frozen=True)
+class SyntheticReport:
+    """What :func:`build_synthetic_hub` wrote."""
+
+    models: int  # new models written (models already there are skipped)
+    experts: int
+    vlms: int
+    index_rows: int
+    seconds: float
+    db: str  # the database URL, password masked
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class _Real:
+    """What a synthetic copy needs of one real labelled model."""
+
+    info: object  # ModelInfo
+    heads: list[tuple[str, str]]  # (class name, wnid) of mapped heads
+    nodes: np.ndarray  # sample nodes with images
+    count: np.ndarray
+    rate: np.ndarray  # clipped accuracy per node, the centre of the perturbation
+    covered: np.ndarray
+
+
+def _check(models: object, seed: object, vlm_share: object, max_classes: object,
+           batch: object) -> None:
+    def whole(name, value, low, high=None):
+        if isinstance(value, bool) or not isinstance(value, Integral) or value < low or (
+                high is not None and value > high):
+            bound = f"between {low} and {high}" if high else f"at least {low}"
+            raise InvalidParameterError(f"synthetic hub: {name} must be a whole number {bound}, "
+                                        f"got {value!r}")
+
+    whole("models", models, 1, MAX_MODELS)
+    whole("seed", seed, 0)
+    whole("max_classes", max_classes, 2)
+    whole("batch", batch, 1)
+    if isinstance(vlm_share, bool) or not isinstance(vlm_share, Real) or not 0 <= vlm_share <= 1:
+        raise InvalidParameterError(f"synthetic hub: vlm_share must be a number from 0 to 1, got "
+                                    f"{vlm_share!r}")
+
+
+def _reals(table) -> tuple[list[_Real], list[_Real]]:
+    experts, vlms = [], []
+    for label in table.models.values():
+        st = label.stats
+        keep = st["count"] > 0
+        count = st["count"][keep].astype(np.int64)
+        rate = np.clip(st["correct"][keep] / np.maximum(count, 1), 0.02, 0.98)
+        heads = [(c.name, c.wnid) for c in label.info.classes if c.wnid]
+        real = _Real(label.info, heads, st["nodes"][keep], count, rate,
+                     st["covered"][keep].astype(bool))
+        if label.kind == "vlm":
+            vlms.append(real)
+        elif heads:
+            experts.append(real)
+    return experts, vlms
+
+
+def build_synthetic_hub(source: str | Path, dest: str | Path | None, models: int, *,
+                        db: str | None = None, seed: int = 0, vlm_share: float = 0.01,
+                        max_classes: int = 64, batch: int = 2000) -> SyntheticReport:
+    """Write ``models`` synthetic models, drawn from the labelled hub ``source``, into the hub at
+    ``dest`` (or the database ``db``).
+
+    ``vlm_share`` is the share of VLMs (1% by default: public hubs hold far more classifiers than
+    vision-language models, and a VLM serves every node with sample images, about 1,700 index
+    rows against about 40 for an expert). ``batch`` models go in each transaction.
+    """
+    from ..graph import open_graph
+    from ..hub import Hub
+    from ..selection.table import LabelTable
+
+    _check(models, seed, vlm_share, max_classes, batch)
+    start = time.perf_counter()
+    table = LabelTable.open(source)
+    experts, vlms = _reals(table)
+    if not experts or (vlm_share > 0 and not vlms):
+        raise NotBuiltError(f"the hub at {source} needs labelled experts with mapped heads"
+                            + (" and a labelled VLM" if vlm_share > 0 else "")
+                            + " to draw synthetic models from; run 'mll starter --quick'")
+    graph = open_graph(table.hub_dir)
+    versions = (graph.version, table.corpus.version)
+    ancestors = _Ancestors(graph)
+    rng = np.random.default_rng(seed)
+    made = {"expert": 0, "vlm": 0, "rows": 0}
+    with Hub.open(dest, db=db) as hub:
+        for first in range(0, models, batch):
+            drawn = [_draw(rng, seed, i, experts, vlms, vlm_share, max_classes, ancestors)
+                     for i in range(first, min(first + batch, models))]
+            _write(hub.store, drawn, versions, ancestors, made)
+            logger.info("synthetic hub: %d of %d models", min(first + batch, models), models)
+        shown = hub.store.shown
+    return SyntheticReport(made["expert"] + made["vlm"], made["expert"], made["vlm"],
+                           made["rows"], round(time.perf_counter() - start, 3), shown)
+
+
+class _Ancestors:
+    """``graph.ancestors(v, include_self=True)`` and hop distances, memoised."""
+
+    def __init__(self, graph) -> None:
+        self.graph = graph
+        self._anc: dict[str, set[str]] = {}
+        self._up: dict[str, list[tuple[str, int]]] = {}
+
+    def __call__(self, v: str) -> set[str]:
+        if v not in self._anc:
+            self._anc[v] = self.graph.ancestors(v, include_self=True)
+        return self._anc[v]
+
+    def up(self, v: str) -> list[tuple[str, int]]:
+        if v not in self._up:
+            self._up[v] = sorted(self.graph.up_distances(v).items())
+        return self._up[v]
+
+
+@dataclass
+class _Drawn:
+    real: _Real
+    index: int
+    content_hash: str
+    heads: list[tuple[str, str]]
+    nodes: np.ndarray
+    count: np.ndarray
+    correct: np.ndarray
+
+
+def _draw(rng: np.random.Generator, seed: int, i: int, experts: list[_Real], vlms: list[_Real],
+          vlm_share: float, max_classes: int, ancestors: _Ancestors) -> _Drawn:
+    """One synthetic model: a real one's class subset along the graph, its counts perturbed."""
+    is_vlm = rng.random() < vlm_share
+    pool = vlms if is_vlm else experts
+    real = pool[int(rng.integers(len(pool)))]
+    heads: list[tuple[str, str]] = []
+    keep = np.ones(len(real.nodes), dtype=bool)
+    if not is_vlm:
+        start = real.heads[int(rng.integers(len(real.heads)))][1]
+        reach = int(rng.integers(1, 5))
+        anchors = [a for a, d in ancestors.up(start) if d <= reach]
+        anchor = anchors[int(rng.integers(len(anchors)))]
+        picked = [j for j, (_, w) in enumerate(real.heads) if anchor in ancestors(w)]
+        if len(picked) > max_classes:
+            picked = sorted(rng.choice(picked, max_classes, replace=False).tolist())
+        if len(picked) < 2 <= len(real.heads):
+            others = [j for j in range(len(real.heads)) if j not in picked]
+            picked = sorted(picked + [int(rng.choice(others))])
+        heads = [real.heads[j] for j in picked]
+        wnids = {w for _, w in heads}
+        keep = np.array([bool(ancestors(v) & wnids) for v in real.nodes.tolist()], dtype=bool)
+        keep &= real.covered
+    shift = rng.normal(0, SKILL_SD) + rng.normal(0, NODE_SD, int(keep.sum()))
+    count = real.count[keep]
+    correct = rng.binomial(count, expit(logit(real.rate[keep]) + shift))
+    chash = hashlib.sha256(f"{FAMILY}:{seed}:{i}:{real.info.content_hash}".encode()).hexdigest()
+    return _Drawn(real, i, chash, heads, real.nodes[keep], count, correct)
+
+
+def _write(store, drawn: list[_Drawn], versions: tuple[str, str], ancestors: _Ancestors,
+           made: dict[str, int]) -> None:
+    """One transaction: the batch's model rows, classes, label summaries and index rows."""
+    from sqlalchemy import insert, select
+
+    from ..hub.records import LabelSummary, replace_serving
+    from ..hub.store import ClassRow, ModelRow
+    from ..labels.serving import serving_rows
+
+    now = datetime.now(UTC)
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    with store.write() as session:
+        ids = [d.content_hash[:12] for d in drawn]
+        there = set(session.scalars(select(ModelRow.id).where(ModelRow.id.in_(ids))))
+        drawn = [d for d in drawn if d.content_hash[:12] not in there]
+        if not drawn:
+            return
+        models, classes, summaries, index = [], [], [], []
+        for d in drawn:
+            info, mid = d.real.info, d.content_hash[:12]
+            spec = info.input_spec
+            models.append({
+                "id": mid, "content_hash": d.content_hash,
+                "name": f"syn-{info.name}-{d.index:06d}", "kind": info.kind, "family": FAMILY,
+                "source": f"synthetic copy of {info.id}", "license": "none",
+                "n_params": info.n_params, "latency_ms": info.latency_ms,
+                "input_size": spec.size, "input_channels": spec.channels,
+                "input_mean": list(spec.mean), "input_std": list(spec.std),
+                "backbone": info.backbone, "artifact_digest": "0" * 64, "artifact_bytes": 0,
+                "config": {"template": info.id, "index": d.index}, "metrics": {},
+                "created_at": now})
+            classes += [{"model_id": mid, "idx": j, "name": name, "wnid": w, "score": None,
+                         "confirmed": True} for j, (name, w) in enumerate(d.heads)]
+            total = int(d.count.sum())
+            summaries.append({
+                "model_id": mid, "graph_version": versions[0], "corpus_version": versions[1],
+                "images": int(d.real.count.sum()), "nodes_covered": len(d.nodes),
+                "mean_accuracy": round(int(d.correct.sum()) / total, 4) if total else None,
+                "labelling_seconds": 0.0, "bytes": 0, "labelled_at": stamp, "complete": True})
+            stats = {"nodes": d.nodes, "count": d.count, "correct": d.correct,
+                     "covered": np.ones(len(d.nodes), dtype=bool)}
+            index += serving_rows(mid, info.kind, [w for _, w in d.heads], stats, ancestors)
+            made[info.kind] += 1
+        session.execute(insert(ModelRow), models)
+        if classes:
+            session.execute(insert(ClassRow), classes)
+        session.execute(insert(LabelSummary), summaries)
+        replace_serving(session, [], index)
+        made["rows"] += len(index)

@@ -1,0 +1,65 @@
+"""Synthetic hubs drawn from the labelled quick starter hub: written through the hub's store and
+candidate index, seeded, idempotent, the same on PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from mll.bench.synthetic import FAMILY, build_synthetic_hub
+from mll.errors import InvalidParameterError
+from mll.hub import Hub
+from mll.hub.records import LabelServing, LabelSummary
+
+
+@pytest.mark.parametrize("bad", [{"models": 0}, {"models": 2.5}, {"vlm_share": 1.5},
+                                 {"max_classes": 1}, {"seed": -1}, {"batch": True}])
+def test_bad_arguments_are_refused_before_anything_is_read(bad, tmp_path):
+    args = {"models": 10} | bad
+    with pytest.raises(InvalidParameterError, match="synthetic hub: "):
+        build_synthetic_hub(tmp_path / "no-source", tmp_path / "dest", **args)
+    assert not (tmp_path / "dest").exists()
+
+
+@pytest.mark.slow
+def test_200_models_drawn_from_the_starter_hub(starter_hub, tmp_path, pg_url):
+    report = build_synthetic_hub(starter_hub, tmp_path / "syn", 200, seed=3, vlm_share=0.05,
+                                 batch=64)
+    assert report.models == 200 and report.experts + report.vlms == 200 and report.vlms > 0
+    with Hub.open(starter_hub, create=False) as real:
+        reals = {m.id: m for m in real.list()}
+    with Hub.open(tmp_path / "syn", create=False) as hub:
+        models = hub.list()
+        assert len(models) == 200 and {m.family for m in models} == {FAMILY}
+        for m in models:
+            template = reals[m.config["template"]]
+            assert m.kind == template.kind and m.labelled
+            if m.kind == "expert":  # a subset of the real expert's mapped heads
+                assert 1 <= len(m.classes) <= 64
+                assert {(c.name, c.wnid) for c in m.classes} <= {
+                    (c.name, c.wnid) for c in template.classes}
+        with hub.store.read() as s:
+            rows = s.scalar(select(func.count()).select_from(LabelServing))
+            assert s.scalar(select(func.count()).select_from(LabelSummary)) == 200
+        assert rows == report.index_rows
+        root = "n00001740"  # every expert serves the root; VLMs do where images are measured
+        answer = hub.serving(root, limit=None)
+        assert len(answer) == 200
+        assert [r.accuracy for r in answer if r.accuracy is not None] == sorted(
+            (r.accuracy for r in answer if r.accuracy is not None), reverse=True)
+        sqlite_answer = [r.to_dict() for r in hub.serving("n02084071")]
+    again = build_synthetic_hub(starter_hub, tmp_path / "syn", 200, seed=3, vlm_share=0.05)
+    assert again.models == 0  # the same seed draws the same ids: nothing new
+    on_pg = build_synthetic_hub(starter_hub, tmp_path / "pg", 200, db=pg_url, seed=3,
+                                vlm_share=0.05, batch=64)
+    assert on_pg.index_rows == report.index_rows
+    try:
+        with Hub.open(tmp_path / "pg", db=pg_url) as hub:
+            assert [r.to_dict() for r in hub.serving("n02084071")] == sqlite_answer
+    finally:
+        from sqlalchemy import MetaData
+
+        with Hub.open(tmp_path / "pg", db=pg_url) as hub:  # a shared server: leave it empty
+            meta = MetaData()
+            meta.reflect(hub.store.engine)
+            meta.drop_all(hub.store.engine)

@@ -66,9 +66,11 @@ def test_a_job_whose_workers_keep_dying_fails(store):
     for attempt in range(1, MAX_ATTEMPTS + 1):
         assert queue.claim(f"w{attempt}", lease=60).attempts == attempt
         _expire(store, job.id)
-    assert queue.claim("last", lease=60) is None
+    given_up = []
+    assert queue.claim("last", lease=60, on_given_up=given_up.append) is None
     failed = queue.get(job.id)
-    assert failed.state == "failed" and "stopped 3 times" in failed.message
+    assert failed.state == failed.phase == "failed" and "stopped 3 times" in failed.message
+    assert [j.id for j in given_up] == [job.id]  # told, to clean up what the job left
 
 
 def test_unknown_jobs_are_unknown(store):
@@ -336,3 +338,25 @@ def test_mll_serve_workers_label_an_upload_over_http(upload_hub, tiny_onnx, tmp_
         proc.wait(timeout=30)
     text = log.read_text()
     assert "started 1 worker(s)" in text and tokens["uploader"] not in text
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_a_worker_can_label_on_the_ray_executor(upload_hub, tiny_onnx):
+    pytest.importorskip("ray", reason="the Ray executor needs mll[ray]")
+    from fastapi.testclient import TestClient
+
+    from mll.serve import create_app
+    from mll.serve.worker import Worker
+
+    tokens = _tokens(upload_hub)
+    client = TestClient(create_app(upload_hub))
+    job_id = _upload(client, tokens["uploader"], tiny_onnx, name="on-ray").json()["id"]
+    worker = Worker(upload_hub, executor="ray", lease=20)
+    try:
+        ran = worker.run_once()
+    finally:
+        worker.close()
+    assert ran.id == job_id and ran.state == "done", ran.message
+    found = client.get("/api/models?concept=sandal", headers=_bearer(tokens["reader"]))
+    assert "on-ray" in _names(found)

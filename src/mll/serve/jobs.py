@@ -19,6 +19,7 @@ import logging
 import os
 import secrets
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -165,14 +166,17 @@ class JobQueue:
         return or_(JobRow.state == "queued",
                    and_(JobRow.state == "running", JobRow.lease_until < now))
 
-    def claim(self, worker: str, lease: float = DEFAULT_LEASE) -> JobInfo | None:
+    def claim(self, worker: str, lease: float = DEFAULT_LEASE,
+              on_given_up: Callable[[JobInfo], None] | None = None) -> JobInfo | None:
         """Take the oldest claimable job for ``worker``, or None when there is none.
 
         The ``UPDATE`` re-checks the claim condition, so of two workers racing for one job
         exactly one changes the row (SQLite serialises the writes; PostgreSQL re-evaluates the
-        condition on the locked row). A job past ``MAX_ATTEMPTS`` claims is failed instead.
+        condition on the locked row). A job past ``MAX_ATTEMPTS`` claims is failed instead, and
+        ``on_given_up(job)`` called after that is committed (to clean up what the job left).
         """
         while True:
+            given_up = None
             now = _now()
             with self.store.write() as s:
                 job_id = s.scalar(select(JobRow.id).where(self._claimable(now))
@@ -188,14 +192,19 @@ class JobQueue:
                 if row is not None:
                     s.refresh(row)
                     if row.attempts > MAX_ATTEMPTS:
-                        row.state, row.finished_at, row.worker = "failed", now, None
+                        row.state, row.phase, row.finished_at = "failed", "failed", now
+                        row.worker = row.lease_until = None
                         row.message = (f"its worker stopped {MAX_ATTEMPTS} times before "
                                        "finishing; upload the model again or see the workers' "
                                        "logs")
-                        continue
-                    logger.info("worker %s claimed job %s (attempt %d)", worker, job_id,
-                                row.attempts)
-                    return _info(row)
+                        given_up = _info(row)
+                    else:
+                        logger.info("worker %s claimed job %s (attempt %d)", worker, job_id,
+                                    row.attempts)
+                        return _info(row)
+            if given_up is not None and on_given_up is not None:
+                logger.warning("job %s failed: %s", given_up.id, given_up.message)
+                on_given_up(given_up)
 
     def _mine(self, job_id: str, worker: str):
         return and_(JobRow.id == job_id, JobRow.worker == worker, JobRow.state == "running")

@@ -69,7 +69,7 @@ class Worker:
 
     def run_once(self) -> JobInfo | None:
         """Claim one job and run it to its end; None when no job was waiting."""
-        job = self.queue.claim(self.name, self.lease)
+        job = self.queue.claim(self.name, self.lease, on_given_up=self._clean_up)
         if job is None:
             return None
         if job.kind != "upload":
@@ -126,6 +126,17 @@ class Worker:
                                      "it)"):
             shutil.rmtree(staging, ignore_errors=True)
 
+    def _clean_up(self, job: JobInfo) -> None:
+        """What a job given up on left: its staged file, and the model it added unlabelled."""
+        if job.model_id is not None:
+            try:
+                info = self.hub.get(job.model_id)
+                if not info.labelled and _created_by(info, job):
+                    self.hub.remove(info.id)
+            except MLLError as exc:
+                logger.warning("cleaning up after job %s: %s", job.id, exc)
+        shutil.rmtree(staging_dir(self.hub.root, job.id), ignore_errors=True)
+
     def _fail(self, job: JobInfo, info: Any, message: str) -> None:
         if info is not None and _created_by(info, job):
             try:
@@ -175,6 +186,7 @@ class _Heartbeat:
         with self._lock:
             self._watch = (hub_root, content_hash)
             self._fields.update(total=total, done=0)
+        self._beat()
 
     def _progress(self) -> None:
         if self._watch is None:

@@ -138,6 +138,10 @@ class Worker:
         shutil.rmtree(staging_dir(self.hub.root, job.id), ignore_errors=True)
 
     def _fail(self, job: JobInfo, info: Any, message: str) -> None:
+        if not self.queue.renew(job.id, self.name, self.lease):
+            logger.warning("job %s failed here (%s) but is no longer this worker's; leaving it "
+                           "to the worker that holds it", job.id, message)
+            return
         if info is not None and _created_by(info, job):
             try:
                 self.hub.remove(info.id)  # nothing of a failed upload stays visible

@@ -393,3 +393,36 @@ def test_a_worker_can_label_on_the_ray_executor(upload_hub, tiny_onnx):
     assert ran.id == job_id and ran.state == "done", ran.message
     found = client.get("/api/models?concept=sandal", headers=_bearer(tokens["reader"]))
     assert "on-ray" in _names(found)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for a reaper counts as gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["term", "kill"])
+def test_the_workers_of_mll_serve_stop_with_it_even_when_it_is_killed(empty_hub, tmp_path, sig):
+    import socket
+
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(sys.path)}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "mll", "serve", "--hub", str(empty_hub),
+                                 "--port", str(port), "--workers", "2"],
+                                env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait(lambda: "started 2 worker(s)" in log.read_text(), 90, "the workers", proc)
+        pids = [int(p) for p in re.search(r"pids ([\d, ]+)", log.read_text()).group(1)
+                .split(", ")]
+        assert all(_alive(p) for p in pids)
+    finally:
+        proc.send_signal(sig)
+        proc.wait(timeout=30)
+    _wait(lambda: not any(_alive(p) for p in pids), 30, f"the workers to stop ({sig.name})")

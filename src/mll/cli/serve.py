@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..labels.executors import executors
 from ._options import emit_json, hub_option, json_option
 from .hub import db_option
 
@@ -16,9 +17,16 @@ from .hub import db_option
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--public", is_flag=True,
               help="Let anyone read without a token (writes always need one).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(0, 64),
+              help="Worker processes labelling uploads ('mll worker' runs more elsewhere).")
+@click.option("--executor", type=click.Choice(executors.list()), default="local",
+              show_default=True, help="Where the workers label (as 'mll label --executor').")
+@click.option("--max-upload-mb", default=1024, show_default=True, type=click.IntRange(1),
+              help="Largest model file an upload may send.")
 @hub_option
 @db_option
-def serve(host: str, port: int, public: bool, hub: Path, db: str | None) -> None:
+def serve(host: str, port: int, public: bool, workers: int, executor: str, max_upload_mb: int,
+          hub: Path, db: str | None) -> None:
     """Serve the hub's HTTP API (OpenAPI schema at /openapi.json, interactive docs at /docs)."""
     from ..errors import MissingDependencyError, NotBuiltError
     from ..serve import ServeSettings, create_app
@@ -27,7 +35,8 @@ def serve(host: str, port: int, public: bool, hub: Path, db: str | None) -> None
         import uvicorn
     except ImportError:
         raise MissingDependencyError("mll serve needs uvicorn; install mll[serve]") from None
-    app = create_app(hub, db, ServeSettings(public=public))
+    app = create_app(hub, db, ServeSettings(public=public,
+                                            max_upload_bytes=max_upload_mb * 1024**2))
     try:  # load the labels now, so the first requests do not wait for them
         app.state.service.warm()
     except NotBuiltError as exc:
@@ -36,7 +45,116 @@ def serve(host: str, port: int, public: bool, hub: Path, db: str | None) -> None
     reads = "anyone may read" if public else "reads need a reader token ('mll token create')"
     click.echo(f"serving {app.state.service.hub.root} on http://{host}:{port} (API docs at "
                f"/docs); {reads}", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    pool = _WorkerPool(app.state.service.hub.root, db, workers, executor)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="info")
+    finally:
+        pool.stop()
+
+
+class _WorkerPool:
+    """``mll worker`` processes beside the server, restarted when one exits while it runs.
+
+    The database URL reaches them in the environment (MLL_DB), not on a command line others can
+    read. A worker killed mid-job leaves its job to be claimed again when its lease expires.
+    """
+
+    def __init__(self, hub: Path, db: str | None, n: int, executor: str) -> None:
+        import os
+        import sys
+        import threading
+
+        self.cmd = [sys.executable, "-m", "mll", "worker", "--hub", str(hub),
+                    "--executor", executor, "--with-parent", str(os.getpid())]
+        self.env = dict(os.environ, MLL_NO_PROGRESS="1") | ({"MLL_DB": db} if db else {})
+        self.procs = [self._start() for _ in range(n)]
+        self._stop = threading.Event()
+        self._watch = threading.Thread(target=self._restart, daemon=True, name="workers")
+        if n:
+            click.echo(f"started {n} worker(s): pids {', '.join(str(p.pid) for p in self.procs)}",
+                       err=True)
+            self._watch.start()
+
+    def _start(self):
+        import subprocess
+
+        return subprocess.Popen(self.cmd, env=self.env, stdin=subprocess.DEVNULL)
+
+    def _restart(self) -> None:
+        while not self._stop.wait(2.0):
+            for i, proc in enumerate(self.procs):
+                if proc.poll() is not None and not self._stop.is_set():
+                    click.echo(f"worker {proc.pid} exited ({proc.returncode}); restarting it",
+                               err=True)
+                    self.procs[i] = self._start()
+
+    def stop(self) -> None:
+        import subprocess
+
+        self._stop.set()
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@click.command("worker")
+@click.option("--executor", type=click.Choice(executors.list()), default="local",
+              show_default=True, help="Where labelling runs (as 'mll label --executor').")
+@click.option("--address", default=None, help="Ray cluster address (default: a local cluster).")
+@click.option("--batch", default=64, show_default=True, type=click.IntRange(1),
+              help="Sample images per shard: what a job re-claimed after a crash resumes from.")
+@click.option("--lease", default=30.0, show_default=True, type=click.FloatRange(1.0),
+              help="Seconds a claimed job stays this worker's without renewal; a job whose "
+                   "worker died is claimed again after it.")
+@click.option("--poll", default=1.0, show_default=True, type=click.FloatRange(0.05),
+              help="Seconds between looks for a new job when the queue is empty.")
+@click.option("--max-jobs", default=None, type=click.IntRange(1),
+              help="Exit after this many jobs (default: run until stopped).")
+@click.option("--with-parent", type=int, default=None, hidden=True,
+              help="Exit (after the job in hand) once this process is gone: 'mll serve' passes "
+                   "its pid, so its workers do not outlive it.")
+@hub_option
+@db_option
+def worker(executor: str, address: str | None, batch: int, lease: float, poll: float,
+           max_jobs: int | None, with_parent: int | None, hub: Path, db: str | None) -> None:
+    """Run the hub's background jobs (uploads to check and label) until stopped.
+
+    Run any number, on any machine that reaches the hub directory and database; each claims one
+    job at a time.
+    """
+    import signal
+    import threading
+
+    from ..serve.worker import Worker
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # finish the job in hand, then exit
+    if with_parent is not None:
+        threading.Thread(target=_watch_parent, args=(with_parent, stop), daemon=True).start()
+    w = Worker(hub, db, executor=executor, address=address, batch=batch, lease=lease, poll=poll)
+    click.echo(f"worker {w.name} on {w.hub.root}", err=True)
+    try:
+        ran = w.run(stop, max_jobs)
+    except KeyboardInterrupt:
+        ran = None
+    finally:
+        w.close()
+    if ran is not None:
+        click.echo(f"worker {w.name}: {ran} job(s) run", err=True)
+
+
+def _watch_parent(pid: int, stop) -> None:
+    """Set ``stop`` once this process's parent is no longer ``pid`` (it exited or was killed)."""
+    import os
+
+    while not stop.wait(1.0):
+        if os.getppid() != pid:
+            stop.set()
 
 
 @click.group("token")
@@ -52,8 +170,8 @@ def _tokens(hub: Path, db: str | None):
 
 @token.command("create")
 @click.option("--role", required=True, type=click.Choice(["reader", "uploader", "admin"]),
-              help="Roles nest: reader < uploader < admin. Every route today needs reader; "
-                   "uploader and admin are for the uploads and administration to come.")
+              help="Roles nest: reader < uploader < admin. Reading needs reader, uploading a "
+                   "model uploader, removing one admin.")
 @click.option("--name", default="", help="Who or what the token is for.")
 @hub_option
 @db_option
@@ -107,4 +225,4 @@ def revoke(token_id: str, hub: Path, db: str | None, as_json: bool) -> None:
         click.echo(f"revoked {info.id}  {info.role}  {info.name}")
 
 
-commands = [serve, token]
+commands = [serve, worker, token]

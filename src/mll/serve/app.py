@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -152,6 +152,8 @@ def create_app(hub: str | Path | None = None, db: str | None = None,
                     status_code=status)
 
     reader = Annotated[TokenInfo | None, Depends(requires("reader"))]
+    uploader = Annotated[TokenInfo, Depends(requires("uploader"))]
+    admin = Annotated[TokenInfo, Depends(requires("admin"))]
 
     @app.get("/api/health", tags=["service"], response_model=schemas.Health)
     def health() -> dict:
@@ -184,6 +186,64 @@ def create_app(hub: str | Path | None = None, db: str | None = None,
         summary, and measured accuracy on every sample node it covers (best first) and per image
         style."""
         return service.model(ref)
+
+    @app.post("/api/models", tags=["models"], status_code=202, response_model=schemas.Job,
+              max_body_size=settings.max_upload_bytes + settings.max_body_bytes)
+    def upload(token: uploader,
+               weights: Annotated[UploadFile, File(
+                   description=".onnx, .safetensors, or a .zip of a model directory "
+                               "(model.safetensors + config.json, or a Hugging Face CLIP "
+                               "folder). Pickle-based files are refused.")],
+               classes: Annotated[UploadFile, File(
+                   description="The class list: one class per line, 'name<TAB>wnid' pins "
+                               "its node (the format of 'mll hub add --classes').")],
+               family: Annotated[str | None, Form(max_length=40)] = None,
+               kind: Annotated[Literal["expert", "vlm"] | None, Form()] = None,
+               name: Annotated[str | None, Form(max_length=200)] = None,
+               description: Annotated[str, Form(max_length=5000)] = "",
+               source: Annotated[str | None, Form(max_length=2000)] = None,
+               license: Annotated[str | None, Form(max_length=100)] = None,
+               domain: Annotated[str, Form(max_length=500)] = "",
+               options: Annotated[str, Form(
+                   max_length=10000, description="The family's options as a JSON object "
+                                                 "(the -o KEY=VALUE of 'mll hub add').")] = "{}",
+               ) -> JSON:
+        """Upload a model: checked now, then added and labelled by a worker (202 with the job;
+        follow it at /api/jobs/{id}). The model is selectable once its job is done."""
+        from .. import limits
+
+        try:
+            opts = json.loads(options)
+        except ValueError:
+            opts = None
+        if not isinstance(opts, dict):
+            raise errors.InvalidParameterError("options must be a JSON object, e.g. "
+                                               '{"input_size": 28}')
+        raw = classes.file.read(limits.current().max_class_file_bytes + 1)
+        limits.check("the class list size in bytes", len(raw), "max_class_file_bytes")
+        job = service.upload(weights.file, weights.filename or "", raw, family=family,
+                             kind=kind, name=name, description=description, source=source,
+                             license=license, domain=domain, options=opts,
+                             max_bytes=settings.max_upload_bytes, created_by=token.id)
+        return JSON(job, status_code=202, headers={"Location": f"/api/jobs/{job['id']}"})
+
+    @app.delete("/api/models/{ref}", tags=["models"], response_model=schemas.Removed)
+    def remove(ref: str, token: admin) -> dict:
+        """Remove a model (id, id prefix or unique name); selection stops using it at once."""
+        return service.remove(ref)
+
+    @app.get("/api/jobs", tags=["jobs"], response_model=schemas.JobList)
+    def jobs(token: uploader,
+             state: Annotated[Literal["queued", "running", "done", "failed"] | None,
+                              Query()] = None,
+             limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict:
+        """Background jobs, newest first."""
+        return service.job_list(state, limit)
+
+    @app.get("/api/jobs/{job_id}", tags=["jobs"], response_model=schemas.Job)
+    def job(job_id: str, token: reader) -> dict:
+        """One job: its state, phase, progress (sample images labelled), and the model it made."""
+        return service.job(job_id)
 
     @app.get("/api/nodes", tags=["graph"], response_model=schemas.NodeSearch)
     def nodes(token: reader, q: Annotated[str, Query(min_length=1, max_length=200)],

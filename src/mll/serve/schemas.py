@@ -105,6 +105,9 @@ class ModelDetail(ModelSummary):
     styles: list[StyleAccuracy] | None = Field(
         description="Accuracy per image style on the sample images it covers; null without a "
                     "label.")
+    card: dict[str, Any] | None = Field(
+        None, description="The card uploaded with the model (description, uploader, job); null "
+                          "for a model added otherwise.")
 
 
 class SampleImages(_Open):
@@ -155,3 +158,31 @@ class Selection(_Open):
     explanation: list[str]
     warnings: list[str]
     diagnostics: dict[str, Any]
+
+
+class Progress(_Open):
+    done: int = Field(description="Sample images the model has outputs for.")
+    total: int = Field(description="Sample images to label (0 until labelling starts).")
+
+
+class Job(_Open):
+    id: str
+    kind: str = Field(description="'upload': add a model, then label it.")
+    state: str = Field(description="queued, running, done or failed")
+    phase: str = Field(description="queued, checking, labelling, done or failed")
+    progress: Progress
+    message: str = Field(description="Why the job failed, or what it produced.")
+    model_id: str | None = Field(description="The model, once added (live when state is done).")
+    attempts: int = Field(description="Claims by workers; more than one after a worker died.")
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    upload: dict[str, Any]
+
+
+class JobList(_Open):
+    jobs: list[Job]
+
+
+class Removed(_Open):
+    removed: ModelSummary

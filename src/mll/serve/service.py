@@ -24,12 +24,15 @@ class HubService:
 
     def __init__(self, hub: str | Path | None = None, db: str | None = None) -> None:
         from ..selection import LabelTable
+        from .jobs import JobQueue
         from .tokens import TokenStore
 
         self.table = LabelTable(hub, db=db)
         self.hub = self.table.hub  # opens the store now: a missing hub is an error at start
         self.tokens = TokenStore(self.hub.store)
+        self.jobs = JobQueue(self.hub.store)
         self._load_lock = threading.Lock()
+        self._labels_version: tuple | None = None
 
     def close(self) -> None:
         self.table.close()
@@ -40,9 +43,33 @@ class HubService:
         _ = self.labels().style_counts
 
     def labels(self):
-        """The label table, loaded once (NotBuiltError while the hub has no labelled model)."""
+        """The label table (NotBuiltError while the hub has no labelled model).
+
+        Loaded once, and again when the hub's published labels change (a worker labelled a
+        model, a model was removed): one small query per call tells, so a new model is selectable
+        from the next request on without a restart. The new table shares everything that does not
+        depend on the models (graph, matcher, sample images, backbone features) with the old one,
+        and requests already holding the old table finish with it.
+        """
         with self._load_lock:
+            version = self._current_labels()
+            if self._labels_version is not None and version != self._labels_version:
+                self.table = _refreshed(self.table)
+                logger.info("labels changed: %d labelled model(s) now", len(version))
+            self._labels_version = version
             return self.table.load()
+
+    def _current_labels(self) -> tuple:
+        """Which models have a complete label, and when it was made."""
+        from sqlalchemy import select
+
+        from ..hub.records import LabelSummary
+
+        with self.hub.store.read() as s:
+            rows = s.execute(select(LabelSummary.model_id, LabelSummary.labelled_at,
+                                    LabelSummary.graph_version, LabelSummary.corpus_version)
+                             .where(LabelSummary.complete)).all()
+        return tuple(sorted(tuple(r) for r in rows))
 
     # -- models ---------------------------------------------------------------------------------
     def models(self, kind: str | None = None, family: str | None = None,
@@ -68,6 +95,7 @@ class HubService:
         info = self.hub.get(ref)
         doc = info.to_dict()
         doc["nodes"] = doc["styles"] = None
+        doc["card"] = self.jobs.card(info.id)
         if info.labelled:
             table = self.labels()
             for c in doc["classes"]:
@@ -76,6 +104,55 @@ class HubService:
                 doc["nodes"] = model_nodes(table, info.id)
                 doc["styles"] = model_styles(table, info.id)
         return doc
+
+    def remove(self, ref: str) -> dict[str, Any]:
+        """Remove a model (its row, card and label summary; its artifact when no other model
+        shares it); selection stops seeing it at the next request."""
+        info = self.hub.remove(ref)
+        logger.info("removed model %s (%s)", info.id, info.name)
+        return {"removed": info.summary()}
+
+    # -- jobs -----------------------------------------------------------------------------------
+    def upload(self, src, filename: str, classes: bytes, *, family: str | None,
+               kind: str | None, name: str | None, description: str, source: str | None,
+               license: str | None, domain: str, options: dict[str, Any],
+               max_bytes: int, created_by: str | None) -> dict[str, Any]:
+        """Check an upload, stage it and queue the job that adds and labels it."""
+        import secrets
+
+        from ..classfile import decode, parse_classes
+        from ..errors import UnknownNameError
+        from ..hub.adapters import families
+        from .uploads import stage, staging_dir
+
+        if family is not None:
+            try:  # a bad value in a form, not a missing resource
+                cls = families.get(family)
+            except UnknownNameError as exc:
+                raise InvalidParameterError(f"model family: {exc}") from None
+            if kind is not None and kind != cls.kind:
+                raise InvalidParameterError(f"family {family!r} holds {cls.kind}s, not {kind}s")
+        rows = parse_classes(decode(classes, "the class list"), "the class list")
+        job_id = secrets.token_hex(16)
+        model = stage(staging_dir(self.hub.root, job_id), filename, src, max_bytes)
+        payload = {"file": model.name, "family": family, "kind": kind, "name": name,
+                   "description": description, "source": source, "license": license,
+                   "domain": domain, "options": options, "max_bytes": max_bytes,
+                   "classes": [f"{n}\t{w}" if w else n for n, w in rows]}
+        try:
+            job = self.jobs.submit("upload", payload, created_by, job_id=job_id)
+        except BaseException:
+            import shutil
+
+            shutil.rmtree(staging_dir(self.hub.root, job_id), ignore_errors=True)
+            raise
+        return job.to_dict()
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return self.jobs.get(job_id).to_dict()
+
+    def job_list(self, state: str | None, limit: int) -> dict[str, Any]:
+        return {"jobs": [j.to_dict() for j in self.jobs.list(state, limit)]}
 
     # -- graph ----------------------------------------------------------------------------------
     def _node_ref(self, wnid: str) -> dict[str, str]:
@@ -128,3 +205,17 @@ class HubService:
         selector.validate_params()
         task = Task.create(classes, domain=domain, pinned=pinned)
         return plain(selector.fit(self.labels()).select(task).to_dict())
+
+
+def _refreshed(table):
+    """A new label table on the same hub, reusing ``table``'s caches that do not depend on which
+    models are labelled; the models and their per-style counts load anew."""
+    from ..selection import LabelTable
+
+    fresh = LabelTable(table.hub_dir, db=table.db, proto_backbone=table.proto_backbone)
+    for key in ("hub", "matcher", "corpus", "samples", "proto_features", "node_styles",
+                "sample_node_ancestors"):
+        if key in table.__dict__:
+            fresh.__dict__[key] = table.__dict__[key]
+    fresh._adapters, fresh._ancestor_cache = table._adapters, table._ancestor_cache
+    return fresh

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from ..errors import InvalidParameterError
 
 DEFAULT_MAX_BODY_BYTES = 1024**2  # a select request with thousands of class names fits
+DEFAULT_MAX_UPLOAD_BYTES = 1024**3  # a ViT-B CLIP in safetensors is about 600 MB
 
 
 @dataclass(frozen=True)
@@ -14,13 +15,17 @@ class ServeSettings:
     """Settings of :func:`mll.serve.create_app`.
 
     ``public``: reads need no token (writes always do). ``max_body_bytes``: larger request
-    bodies are refused with 413 before they are read in full.
+    bodies are refused with 413 before they are read in full. ``max_upload_bytes``: the same for
+    a model's weights file (the upload route alone accepts bodies that large).
     """
 
     public: bool = False
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
 
     def __post_init__(self) -> None:
-        if not isinstance(self.max_body_bytes, int) or self.max_body_bytes < 1:
-            raise InvalidParameterError("ServeSettings.max_body_bytes must be a positive number "
-                                        f"of bytes, got {self.max_body_bytes!r}")
+        for name in ("max_body_bytes", "max_upload_bytes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidParameterError(f"ServeSettings.{name} must be a positive number "
+                                            f"of bytes, got {value!r}")

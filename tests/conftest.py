@@ -51,9 +51,20 @@ def _seed_from_demo_hub(path: Path) -> None:
     shutil.copytree(demo, staging, copy_function=_link_or_copy, ignore=shutil.ignore_patterns(
         "tmp", "*.lock", "*-wal", "*-shm", "*.tmp", *databases))
     for db in [p for p in demo.rglob("*") if p.name in databases]:
-        with sqlite3.connect(db) as src, sqlite3.connect(staging / db.relative_to(demo)) as dst:
-            src.backup(dst)
+        _backup_sqlite(db, staging / db.relative_to(demo))
     os.replace(staging, path)
+
+
+def _backup_sqlite(source: Path, target: Path) -> None:
+    """A consistent copy of a live SQLite database, write-ahead log included."""
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    dst = sqlite3.connect(target)
+    try:
+        with dst:
+            src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
 
 
 def _link_or_copy(src: str, dst: str) -> None:
@@ -80,6 +91,31 @@ def matcher(real_hub):
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def hub_view(starter_hub):
+    """``hub_view(dest, writable=())``: a private hub at ``dest`` over the quick starter hub.
+
+    Directories named in ``writable`` (e.g. artifacts, labels) are hard-linked copies the view may
+    add to (files there are written once, by rename); the rest are symlinks, only read. The
+    databases are copied, so migrations and writes in the view never touch the shared hub.
+    """
+    def make(dest: Path, writable: tuple[str, ...] = ()) -> Path:
+        dest.mkdir(parents=True)
+        for name in ("artifacts", "corpus", "graph", "labels"):
+            if name in writable:
+                shutil.copytree(starter_hub / name, dest / name, copy_function=_link_or_copy)
+            else:
+                (dest / name).symlink_to(starter_hub / name, target_is_directory=True)
+        (dest / "cache").mkdir()
+        (dest / "cache" / "features").symlink_to(starter_hub / "cache" / "features",
+                                                 target_is_directory=True)
+        if (starter_hub / "cache" / "text.sqlite").exists():
+            _backup_sqlite(starter_hub / "cache" / "text.sqlite", dest / "cache" / "text.sqlite")
+        _backup_sqlite(starter_hub / "mll.db", dest / "mll.db")
+        return dest
+    return make
 
 
 @pytest.fixture(scope="session")

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -144,32 +142,15 @@ def test_cli_names_a_bad_node_in_one_line(tmp_path, capsys):
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
-def _view(real_hub: Path, view: Path) -> Path:
-    """A writable view of the labelled starter hub: its files linked, its database copied."""
-    view.mkdir()
-    for name in ("artifacts", "corpus", "graph", "labels"):
-        (view / name).symlink_to(real_hub / name, target_is_directory=True)
-    (view / "cache").mkdir()
-    (view / "cache" / "features").symlink_to(real_hub / "cache" / "features",
-                                             target_is_directory=True)
-    source = sqlite3.connect(f"file:{real_hub / 'mll.db'}?mode=ro", uri=True)
-    target = sqlite3.connect(view / "mll.db")
-    with target:
-        source.backup(target)
-    source.close()
-    target.close()
-    return view
-
-
 @pytest.mark.slow
-def test_index_equals_a_scan_of_every_label_on_the_starter_hub(starter_hub, tmp_path):
+def test_index_equals_a_scan_of_every_label_on_the_starter_hub(hub_view, tmp_path):
     from sqlalchemy import delete
 
     from mll.labels import label_hub
     from mll.selection import LabelTable
     from mll.selection.coverage import node_models
 
-    view = _view(starter_hub, tmp_path / "view")
+    view = hub_view(tmp_path / "view")
     label_hub(view)  # indexes labels published before the index existed
     with Hub.open(view) as hub:  # a label published before the index: 'mll label' indexes it
         some = hub.list()[2].id

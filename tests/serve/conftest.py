@@ -10,8 +10,6 @@ upgraded there, and the text-embedding cache).
 
 from __future__ import annotations
 
-import shutil
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -42,28 +40,7 @@ def tokens(empty_hub) -> dict[str, str]:
     return made
 
 
-def _built(hub: Path) -> bool:
-    return all((hub / p).exists() for p in ("mll.db", "labels", "graph/current.json",
-                                            "corpus/current.json"))
-
-
 @pytest.fixture(scope="session")
-def starter_view(real_hub, tmp_path_factory, request) -> Path:
+def starter_view(hub_view, tmp_path_factory) -> Path:
     """A writable view of the quick starter hub (built first only when missing)."""
-    if not _built(real_hub):
-        request.getfixturevalue("starter_hub")
-    view = tmp_path_factory.mktemp("starter-view")
-    for name in ("artifacts", "corpus", "graph", "labels"):
-        (view / name).symlink_to(real_hub / name, target_is_directory=True)
-    (view / "cache").mkdir()
-    (view / "cache" / "features").symlink_to(real_hub / "cache" / "features",
-                                             target_is_directory=True)
-    if (real_hub / "cache" / "text.sqlite").exists():
-        shutil.copyfile(real_hub / "cache" / "text.sqlite", view / "cache" / "text.sqlite")
-    source = sqlite3.connect(f"file:{real_hub / 'mll.db'}?mode=ro", uri=True)
-    target = sqlite3.connect(view / "mll.db")
-    with target:
-        source.backup(target)  # a consistent copy, write-ahead log included
-    source.close()
-    target.close()
-    return view
+    return hub_view(tmp_path_factory.mktemp("starter-view") / "hub")

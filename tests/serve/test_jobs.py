@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -138,39 +136,12 @@ def test_uploads_queue_their_jobs_in_a_postgresql_store(tmp_path, pg_url):
 
 
 # -- uploads on a copy of the quick starter hub ---------------------------------------------------
-def _link_or_copy(src: str, dst: str) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-
-
 @pytest.fixture
-def upload_hub(real_hub, tmp_path, request) -> Path:
+def upload_hub(hub_view, tmp_path) -> Path:
     """A private copy of the quick starter hub that uploads may write to: the corpus, graph and
     feature cache are symlinks (only read), artifacts and labels hard-linked copies (files there
     are written once, by rename), the databases copied."""
-    if not all((real_hub / p).exists() for p in ("mll.db", "labels", "graph/current.json",
-                                                  "corpus/current.json")):
-        request.getfixturevalue("starter_hub")
-    view = tmp_path / "hub"
-    view.mkdir()
-    for name in ("corpus", "graph"):
-        (view / name).symlink_to(real_hub / name, target_is_directory=True)
-    for name in ("artifacts", "labels"):
-        shutil.copytree(real_hub / name, view / name, copy_function=_link_or_copy)
-    (view / "cache").mkdir()
-    (view / "cache" / "features").symlink_to(real_hub / "cache" / "features",
-                                             target_is_directory=True)
-    if (real_hub / "cache" / "text.sqlite").exists():
-        shutil.copyfile(real_hub / "cache" / "text.sqlite", view / "cache" / "text.sqlite")
-    source = sqlite3.connect(f"file:{real_hub / 'mll.db'}?mode=ro", uri=True)
-    target = sqlite3.connect(view / "mll.db")
-    with target:
-        source.backup(target)
-    source.close()
-    target.close()
-    return view
+    return hub_view(tmp_path / "hub", writable=("artifacts", "labels"))
 
 
 @pytest.fixture

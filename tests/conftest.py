@@ -182,8 +182,6 @@ def pg_url():
     pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres)])
 def store(request, tmp_path):
     """An empty hub store on in-memory SQLite, file SQLite and (when reachable) PostgreSQL."""
-    from sqlalchemy import MetaData
-
     from mll.hub.store import Store
 
     if request.param == "postgresql":
@@ -194,8 +192,29 @@ def store(request, tmp_path):
         url = request.param
     s = Store(url)
     yield s
-    if s.engine.dialect.name == "postgresql":  # a shared server: leave it empty
-        meta = MetaData()
-        meta.reflect(s.engine)
-        meta.drop_all(s.engine)
+    if s.engine.dialect.name == "postgresql":
+        _empty(s.engine)
     s.engine.dispose()
+
+
+@pytest.fixture
+def pg_hub(tmp_path, pg_url):
+    """A new hub in ``tmp_path / "hub"`` whose database is on the test PostgreSQL server."""
+    from mll.hub import Hub
+
+    (tmp_path / "hub").mkdir()
+    hub = Hub.open(tmp_path / "hub", db=pg_url, create=True)
+    try:
+        yield hub
+    finally:
+        _empty(hub.store.engine)
+        hub.close()
+
+
+def _empty(engine) -> None:
+    """Drop every table: the PostgreSQL server is shared by the whole test session."""
+    from sqlalchemy import MetaData
+
+    meta = MetaData()
+    meta.reflect(engine)
+    meta.drop_all(engine)

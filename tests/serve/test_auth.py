@@ -126,29 +126,18 @@ def test_mll_serve_answers_over_http_and_logs_no_token(empty_hub, tokens, tmp_pa
 
 
 @pytest.mark.postgres
-def test_tokens_and_reads_on_a_postgresql_store(tmp_path, pg_url):
+def test_tokens_and_reads_on_a_postgresql_store(pg_hub, pg_url):
     """The hub directory holds files; its database, tokens included, is on PostgreSQL."""
-    from sqlalchemy import MetaData
-
-    from mll.hub import Hub
     from mll.serve.tokens import TokenStore
 
-    root = tmp_path / "hub"
-    root.mkdir()
-    hub = Hub.open(root, db=pg_url, create=True)
-    try:
-        _, token = TokenStore(hub.store).create("reader", "pg")
-        client = TestClient(create_app(root, pg_url))
-        assert client.get("/api/models").status_code == 401
-        me = client.get("/api/whoami", headers=_bearer(token))
-        assert me.status_code == 200 and me.json()["name"] == "pg"
-        assert client.get("/api/models", headers=_bearer(token)).json()["models"] == []
-        client.app.state.service.close()
-    finally:
-        meta = MetaData()  # a shared server: leave it empty
-        meta.reflect(hub.store.engine)
-        meta.drop_all(hub.store.engine)
-        hub.close()
+    root, hub = pg_hub.root, pg_hub
+    _, token = TokenStore(hub.store).create("reader", "pg")
+    client = TestClient(create_app(root, pg_url))
+    assert client.get("/api/models").status_code == 401
+    me = client.get("/api/whoami", headers=_bearer(token))
+    assert me.status_code == 200 and me.json()["name"] == "pg"
+    assert client.get("/api/models", headers=_bearer(token)).json()["models"] == []
+    client.app.state.service.close()
 
 
 def test_each_kind_of_error_has_its_status():

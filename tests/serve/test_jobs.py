@@ -102,37 +102,27 @@ def test_concurrent_workers_claim_each_job_exactly_once(store):
 
 
 @pytest.mark.postgres
-def test_uploads_queue_their_jobs_in_a_postgresql_store(tmp_path, pg_url):
+def test_uploads_queue_their_jobs_in_a_postgresql_store(pg_hub, pg_url):
     """The hub directory holds the staged upload; the job and its card live on PostgreSQL."""
     from fastapi.testclient import TestClient
-    from sqlalchemy import MetaData
 
-    from mll.hub import Hub
     from mll.serve import create_app
     from mll.serve.tokens import TokenStore
 
-    root = tmp_path / "hub"
-    root.mkdir()
-    hub = Hub.open(root, db=pg_url, create=True)
-    try:
-        token = TokenStore(hub.store).create("uploader", "pg")[1]
-        client = TestClient(create_app(root, pg_url))
-        answer = client.post("/api/models", headers=_bearer(token),
-                             files={"weights": ("w.onnx", b"\x08\x01graph"),
-                                    "classes": ("c.txt", CLASSES)}, data={"name": "on-pg"})
-        assert answer.status_code == 202, answer.text
-        job = answer.json()
-        assert (root / "uploads" / job["id"] / "model.onnx").is_file()
-        listed = client.get("/api/jobs?state=queued", headers=_bearer(token)).json()["jobs"]
-        assert [j["id"] for j in listed] == [job["id"]]
-        claimed = JobQueue(hub.store).claim("pg-worker")
-        assert claimed.id == job["id"] and claimed.payload["name"] == "on-pg"
-        client.app.state.service.close()
-    finally:
-        meta = MetaData()  # a shared server: leave it empty
-        meta.reflect(hub.store.engine)
-        meta.drop_all(hub.store.engine)
-        hub.close()
+    root, hub = pg_hub.root, pg_hub
+    token = TokenStore(hub.store).create("uploader", "pg")[1]
+    client = TestClient(create_app(root, pg_url))
+    answer = client.post("/api/models", headers=_bearer(token),
+                         files={"weights": ("w.onnx", b"\x08\x01graph"),
+                                "classes": ("c.txt", CLASSES)}, data={"name": "on-pg"})
+    assert answer.status_code == 202, answer.text
+    job = answer.json()
+    assert (root / "uploads" / job["id"] / "model.onnx").is_file()
+    listed = client.get("/api/jobs?state=queued", headers=_bearer(token)).json()["jobs"]
+    assert [j["id"] for j in listed] == [job["id"]]
+    claimed = JobQueue(hub.store).claim("pg-worker")
+    assert claimed.id == job["id"] and claimed.payload["name"] == "on-pg"
+    client.app.state.service.close()
 
 
 # -- uploads on a copy of the quick starter hub ---------------------------------------------------

@@ -124,7 +124,8 @@ def _local_docs(app: FastAPI) -> None:
         return get_swagger_ui_html(openapi_url=app.openapi_url, title="mll API",
                                    swagger_js_url="/static/swagger-ui/swagger-ui-bundle.js",
                                    swagger_css_url="/static/swagger-ui/swagger-ui.css",
-                                   swagger_favicon_url="/static/swagger-ui/favicon.png")
+                                   swagger_favicon_url="/static/swagger-ui/favicon.png",
+                                   swagger_ui_parameters={"validatorUrl": None})
 
 
 def create_app(hub: str | Path | None = None, db: str | None = None,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +36,7 @@ def _seed_from_demo_hub(path: Path) -> None:
     hard-linked; the SQLite databases are copied through SQLite's backup API; locks are left out.
     """
     from mll.config import resolve_hub
+    from mll.hub.testing import backup_sqlite, link_or_copy
 
     demo = resolve_hub(None)
     try:
@@ -48,30 +48,11 @@ def _seed_from_demo_hub(path: Path) -> None:
     staging = path.with_name(path.name + ".seeding")
     shutil.rmtree(staging, ignore_errors=True)
     databases = ("mll.db", "text.sqlite")
-    shutil.copytree(demo, staging, copy_function=_link_or_copy, ignore=shutil.ignore_patterns(
+    shutil.copytree(demo, staging, copy_function=link_or_copy, ignore=shutil.ignore_patterns(
         "tmp", "*.lock", "*-wal", "*-shm", "*.tmp", *databases))
     for db in [p for p in demo.rglob("*") if p.name in databases]:
-        _backup_sqlite(db, staging / db.relative_to(demo))
+        backup_sqlite(db, staging / db.relative_to(demo))
     os.replace(staging, path)
-
-
-def _backup_sqlite(source: Path, target: Path) -> None:
-    """A consistent copy of a live SQLite database, write-ahead log included."""
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
-    dst = sqlite3.connect(target)
-    try:
-        with dst:
-            src.backup(dst)
-    finally:
-        src.close()
-        dst.close()
-
-
-def _link_or_copy(src: str, dst: str) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
 
 
 @pytest.fixture(scope="session")
@@ -101,21 +82,9 @@ def hub_view(starter_hub):
     add to (files there are written once, by rename); the rest are symlinks, only read. The
     databases are copied, so migrations and writes in the view never touch the shared hub.
     """
-    def make(dest: Path, writable: tuple[str, ...] = ()) -> Path:
-        dest.mkdir(parents=True)
-        for name in ("artifacts", "corpus", "graph", "labels"):
-            if name in writable:
-                shutil.copytree(starter_hub / name, dest / name, copy_function=_link_or_copy)
-            else:
-                (dest / name).symlink_to(starter_hub / name, target_is_directory=True)
-        (dest / "cache").mkdir()
-        (dest / "cache" / "features").symlink_to(starter_hub / "cache" / "features",
-                                                 target_is_directory=True)
-        if (starter_hub / "cache" / "text.sqlite").exists():
-            _backup_sqlite(starter_hub / "cache" / "text.sqlite", dest / "cache" / "text.sqlite")
-        _backup_sqlite(starter_hub / "mll.db", dest / "mll.db")
-        return dest
-    return make
+    from mll.hub.testing import hub_view as view
+
+    return lambda dest, writable=(): view(starter_hub, dest, writable)
 
 
 @pytest.fixture(scope="session")

@@ -43,3 +43,52 @@ def export_onnx(module, path: Path, input_shape: tuple[int, ...] = (1, 1, 28, 28
                           input_names=["x"], output_names=["logits"],
                           dynamic_axes={"x": {0: "n"}}, dynamo=False)
     return path
+
+
+def link_or_copy(src: str, dst: str) -> None:
+    """Hard-link ``src`` to ``dst`` (a copy across file systems): for files written once, by rename."""
+    import os
+    import shutil
+
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def backup_sqlite(source: Path, target: Path) -> None:
+    """A consistent copy of a live SQLite database, write-ahead log included."""
+    import sqlite3
+
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    dst = sqlite3.connect(target)
+    try:
+        with dst:
+            src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+
+
+def hub_view(source: Path, dest: Path, writable: tuple[str, ...] = ()) -> Path:
+    """A private hub at ``dest`` over the labelled hub ``source``, cheap in time and space.
+
+    Directories named in ``writable`` (e.g. artifacts, labels) are hard-linked copies the view may
+    add to (files there are written once, by rename); the rest are symlinks, only read. The
+    databases are copied, so migrations and writes in the view never touch ``source``.
+    """
+    import shutil
+
+    dest.mkdir(parents=True)
+    for name in ("artifacts", "corpus", "graph", "labels"):
+        if name in writable:
+            shutil.copytree(source / name, dest / name, copy_function=link_or_copy)
+        else:
+            (dest / name).symlink_to(source / name, target_is_directory=True)
+    (dest / "cache").mkdir()
+    (dest / "cache" / "features").symlink_to(source / "cache" / "features",
+                                             target_is_directory=True)
+    if (source / "cache" / "text.sqlite").exists():
+        backup_sqlite(source / "cache" / "text.sqlite", dest / "cache" / "text.sqlite")
+    backup_sqlite(source / "mll.db", dest / "mll.db")
+    return dest

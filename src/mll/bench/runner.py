@@ -172,11 +172,7 @@ def run_bench(hub_dir: str | Path | None, config: BenchConfig = BenchConfig(), d
         m: _mae([{"accuracy": results[t.name][m]["accuracy"],
                   "predicted": results[t.name][m]["selection"].calibration.get("proxy_accuracy")}
                  for t in tasks]) for m in methods}
-    report["predicted_mae"] = {
-        m: round(float(np.mean([abs(results[t.name][m]["predicted"] - results[t.name][m]["accuracy"])
-                                for t in tasks if results[t.name][m]["predicted"] is not None])), 4)
-        if any(results[t.name][m]["predicted"] is not None for t in tasks) else None
-        for m in methods}
+    report["predicted_mae"] = {m: _mae([results[t.name][m] for t in tasks]) for m in methods}
     report["interval_coverage"] = {m: _coverage([results[t.name][m] for t in tasks]) for m in methods}
     report["class_interval_coverage"] = {
         m: _class_coverage([(results[t.name][m], t) for t in tasks]) for m in methods}

@@ -114,7 +114,6 @@ def build_synthetic_hub(source: str | Path, dest: str | Path | None, models: int
     vision-language models, and a VLM serves every node with sample images, about 1,700 index
     rows against about 40 for an expert). ``batch`` models go in each transaction.
     """
-    from ..graph import open_graph
     from ..hub import Hub
     from ..selection.table import LabelTable
 
@@ -126,7 +125,7 @@ def build_synthetic_hub(source: str | Path, dest: str | Path | None, models: int
         raise NotBuiltError(f"the hub at {source} needs labelled experts with mapped heads"
                             + (" and a labelled VLM" if vlm_share > 0 else "")
                             + " to draw synthetic models from; run 'mll starter --quick'")
-    graph = open_graph(table.hub_dir)
+    graph = table.graph
     versions = (graph.version, table.corpus.version)
     ancestors = _Ancestors(graph)
     rng = np.random.default_rng(seed)

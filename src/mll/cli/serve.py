@@ -8,7 +8,7 @@ import click
 
 from ..labels.executors import executors
 from ._options import emit_json, hub_option, json_option
-from .hub import db_option
+from .hub import _open, db_option
 
 
 @click.command("serve")
@@ -162,12 +162,6 @@ def token() -> None:
     """API tokens of 'mll serve': create (shown once), list, revoke."""
 
 
-def _tokens(hub: Path, db: str | None):
-    from ..hub import Hub
-
-    return Hub.open(hub, db, create=False)
-
-
 @token.command("create")
 @click.option("--role", required=True, type=click.Choice(["reader", "uploader", "admin"]),
               help="Roles nest: reader < uploader < admin. Reading needs reader, uploading a "
@@ -180,7 +174,7 @@ def create(role: str, name: str, hub: Path, db: str | None, as_json: bool) -> No
     """Create a token; it is printed once and only its hash is stored."""
     from ..serve.tokens import TokenStore
 
-    with _tokens(hub, db) as h:
+    with _open(hub, db) as h:
         info, secret = TokenStore(h.store).create(role, name)
     if as_json:
         emit_json(info.to_dict() | {"token": secret})
@@ -198,7 +192,7 @@ def list_(hub: Path, db: str | None, as_json: bool) -> None:
     """Every token: id, role, name, when created and revoked (never the secret)."""
     from ..serve.tokens import TokenStore
 
-    with _tokens(hub, db) as h:
+    with _open(hub, db) as h:
         infos = TokenStore(h.store).list()
     if as_json:
         emit_json([i.to_dict() for i in infos])
@@ -217,7 +211,7 @@ def revoke(token_id: str, hub: Path, db: str | None, as_json: bool) -> None:
     """Revoke a token by its id (or a prefix of 4 or more characters); it is refused at once."""
     from ..serve.tokens import TokenStore
 
-    with _tokens(hub, db) as h:
+    with _open(hub, db) as h:
         info = TokenStore(h.store).revoke(token_id)
     if as_json:
         emit_json(info.to_dict())

@@ -194,6 +194,12 @@ def content_hash(digest: str, kind: str, family: str, config: dict[str, Any],
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
+def check_kind(kind: str | None) -> None:
+    """Refuse a model kind other than None (any) or one of :data:`KINDS`."""
+    if kind is not None and kind not in KINDS:
+        raise InvalidParameterError(f"kind must be one of {KINDS}, got {kind!r}")
+
+
 class Hub:
     """A model hub in one directory (plus a database URL)."""
 
@@ -239,8 +245,7 @@ class Hub:
     # -- queries --------------------------------------------------------------------------------
     def list(self, kind: str | None = None, family: str | None = None) -> list[ModelInfo]:
         """Models in the order they were added, optionally of one kind or family."""
-        if kind is not None and kind not in KINDS:
-            raise InvalidParameterError(f"kind must be one of {KINDS}, got {kind!r}")
+        check_kind(kind)
         return [m for m in self.store.infos() if kind in (None, m.kind)
                 and family in (None, m.family)]
 

@@ -436,8 +436,9 @@ def _first_line(exc: DatabaseError) -> str:
     return (str(exc.orig) if exc.orig is not None else str(exc)).strip().splitlines()[0]
 
 
-def _plain(value: Any) -> Any:
-    """JSON-ready values; SQLite returns naive datetimes, which the hub always writes in UTC."""
+def json_value(value: Any) -> Any:
+    """JSON-ready values: datetimes as ISO text in UTC (SQLite returns them naive; the hub always
+    writes UTC), anything else as it is."""
     if not isinstance(value, datetime):
         return value
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
@@ -454,7 +455,7 @@ def _info(row: ModelRow, summary: LabelSummary | None) -> ModelInfo:
                      latency_ms=row.latency_ms, input_spec=spec, backbone=row.backbone,
                      content_hash=row.content_hash, artifact_digest=row.artifact_digest,
                      artifact_bytes=row.artifact_bytes, config=row.config, metrics=row.metrics,
-                     created_at=_plain(row.created_at), classes=classes, labelled=labelled,
+                     created_at=json_value(row.created_at), classes=classes, labelled=labelled,
                      labels=label)
 
 

@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from .. import errors
-from .._json import default
+from .._json import plain
 from . import schemas
 from .service import HubService
 from .settings import ServeSettings
@@ -57,7 +57,7 @@ class JSON(JSONResponse):
     """JSON as the CLI's ``--json`` writes it (same conversions), compact, strictly valid."""
 
     def render(self, content: Any) -> bytes:
-        text = json.dumps(_finite(json.loads(json.dumps(content, default=default))),
+        text = json.dumps(_finite(plain(content)),
                           ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         return text.encode("utf-8")
 

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ..errors import UnknownNameError
 from ..hub.records import Base
-from ..hub.store import Store
+from ..hub.store import Store, json_value
 
 logger = logging.getLogger(__name__)
 
@@ -81,12 +81,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
-
-
 @dataclass(frozen=True)
 class JobInfo:
     """What a job's owner may see: state, progress and outcome (the payload's public part)."""
@@ -118,8 +112,8 @@ class JobInfo:
 
 def _info(row: JobRow) -> JobInfo:
     return JobInfo(row.id, row.kind, row.state, row.phase, row.done, row.total, row.message,
-                   row.model_id, row.attempts, _iso(row.created_at), _iso(row.started_at),
-                   _iso(row.finished_at), row.created_by, dict(row.payload))
+                   row.model_id, row.attempts, json_value(row.created_at), json_value(row.started_at),
+                   json_value(row.finished_at), row.created_by, dict(row.payload))
 
 
 def worker_name() -> str:
@@ -246,4 +240,4 @@ class JobQueue:
             if row is None:
                 return None
             return {"description": row.description, "uploaded_by": row.uploaded_by,
-                    "job_id": row.job_id, "created_at": _iso(row.created_at)}
+                    "job_id": row.job_id, "created_at": json_value(row.created_at)}

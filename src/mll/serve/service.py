@@ -77,10 +77,10 @@ class HubService:
         """Model summaries, oldest first; with ``concept`` the models that serve it, best first."""
         if concept is None:
             return {"concept": None, "models": [i.summary() for i in self.hub.list(kind, family)]}
-        if kind is not None:
-            self.hub.list(kind)  # the same check of kind as without a concept
+        from ..hub.hub import check_kind
         from ..selection.coverage import node_models
 
+        check_kind(kind)  # the same check of kind as without a concept
         table = self.labels()
         wnid = table.graph.resolve(concept)
         served = [m.to_dict() for m in node_models(table, wnid)

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ..errors import InvalidParameterError, MissingDependencyError, UnknownNameError
 from ..hub.records import Base
-from ..hub.store import Store
+from ..hub.store import Store, json_value
 
 logger = logging.getLogger(__name__)
 
@@ -72,14 +72,8 @@ class TokenInfo:
                 "active": self.active}
 
 
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
-
-
 def _info(row: TokenRow) -> TokenInfo:
-    return TokenInfo(row.id, row.name, row.role, _iso(row.created_at), _iso(row.revoked_at))
+    return TokenInfo(row.id, row.name, row.role, json_value(row.created_at), json_value(row.revoked_at))
 
 
 def _hasher():

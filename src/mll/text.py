@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
+from ._io import writable
 from ._registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def _can_write(path: Path) -> bool:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError:
         return False
-    return os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
+    return writable(path)
 
 
 def _read_only(path: Path) -> sqlite3.Connection:

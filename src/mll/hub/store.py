@@ -55,6 +55,7 @@ from sqlalchemy.orm import (
 )
 from sqlalchemy.pool import StaticPool
 
+from .._io import writable
 from ..errors import MissingDependencyError, NotBuiltError, StoreError
 from .records import Base, LabelSummary, label_summaries
 from .spec import HeadClass, InputSpec, ModelInfo
@@ -197,13 +198,12 @@ class Store:
                              "exist; create it first or give another --db")
         if path.is_dir():
             raise StoreError(f"cannot open database {self.shown}: {path} is a directory")
-        writable = os.access(directory, os.W_OK) and (not path.exists()
-                                                      or os.access(path, os.W_OK))
+        can_write = writable(path)
         if not path.exists():
             if not create:
                 raise NotBuiltError(f"no hub database at {path}; build a hub with 'mll starter "
                                     "--quick' or 'mll hub add', or pass the right --hub/--db")
-            if not writable:
+            if not can_write:
                 raise StoreError(f"cannot create database {path}: directory {directory} is not "
                                  "writable")
             return False
@@ -211,9 +211,9 @@ class Store:
             problem = _sqlite_header_problem(path)
         except OSError as exc:
             raise StoreError(f"cannot read database {path}: {exc.strerror}") from None
-        if problem and (problem != "is empty (0 bytes)" or not writable):
+        if problem and (problem != "is empty (0 bytes)" or not can_write):
             raise StoreError(f"database {path} {problem}; {self._recovery()}")
-        return not writable
+        return not can_write
 
     def _make_engine(self, url: str) -> Engine:
         try:
@@ -292,9 +292,9 @@ class Store:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 # under the lock an empty file is no hub being created: it is a lost database
-                if self._file.exists() and _sqlite_header_problem(self._file):
-                    raise StoreError(f"database {self._file} "
-                                     f"{_sqlite_header_problem(self._file)}; {self._recovery()}")
+                problem = self._file.exists() and _sqlite_header_problem(self._file)
+                if problem:
+                    raise StoreError(f"database {self._file} {problem}; {self._recovery()}")
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)

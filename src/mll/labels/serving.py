@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-Ancestors = Callable[[str], set[str]]  # a node and every node above it
+Ancestors = Callable[[str], set[str]]  # a node and every node above it (callers memoise it)
 
 
 def serving_rows(model_id: str, kind: str, head_wnids: Sequence[str | None],
@@ -30,7 +30,6 @@ def serving_rows(model_id: str, kind: str, head_wnids: Sequence[str | None],
             for a in ancestors(h):
                 images.setdefault(a, 0)
                 correct.setdefault(a, 0)
-    head_anc: dict[str, set[str]] = {}
     for v, n, c, cov in zip(stats["nodes"].tolist(), stats["count"].tolist(),
                             stats["correct"].tolist(), stats["covered"].tolist(), strict=True):
         if not cov or not n:
@@ -39,9 +38,7 @@ def serving_rows(model_id: str, kind: str, head_wnids: Sequence[str | None],
         if kind == "expert":  # the nodes above any head that v lies under
             reached: set[str] = set()
             for h in above & heads:
-                if h not in head_anc:
-                    head_anc[h] = ancestors(h)
-                reached |= head_anc[h]
+                reached |= ancestors(h)
         else:
             reached = above
         for a in reached:

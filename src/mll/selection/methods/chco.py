@@ -69,7 +69,11 @@ class CHCO(Selector):
 
         general = self._general(ctx, objective)
         experts = [c for c in (expert_component(table, m, ctx) for m in table.experts) if c]
-        experts = [c for c in (self._judged(c, ctx) for c in experts) if c]
+        if ctx.target_style is not None and experts:  # the same for every expert: once
+            patch = table.style_counts.accuracy(table.default_vlm().id, ctx.target_style)
+            covered = set(ctx.proxy_class[~ctx.style_gap].tolist())
+            experts = [c for c in (self._judged(c, ctx.target_style, patch, covered)
+                                   for c in experts) if c]
         experts = [c for c in experts if self._affordable(general + [c])]
         best: tuple[float, list[Component], float] | None = None
         for weight in self.expert_weights:  # ties go to the first weight
@@ -119,21 +123,18 @@ class CHCO(Selector):
             min(options, key=lambda o: (len({c.source for c in o}), self._latency(o)))]
         return max(pool, key=lambda comps: (objective(comps), -len(comps)))
 
-    def _judged(self, comp: Component, ctx: TaskContext) -> Component | None:
-        """The expert, answering a class without sample images of the target's style (which the
-        proxy cannot judge directly) only if it does at least as well as the patch VLM on that
-        style over all its sample images; else only the classes with target-style sample images
-        (None if none). An expert trained on emoji or 28x28 images is not trusted on photographs
-        from other styles' evidence; an ImageNet classifier is. (Carrying accuracy over from
-        other styles barely predicts a node's photo accuracy: see ``style.py``.)"""
-        table = self.table_
-        if ctx.target_style is None:
-            return comp
-        own = table.style_counts.accuracy(comp.source, ctx.target_style)
-        patch = table.style_counts.accuracy(table.default_vlm().id, ctx.target_style)
+    def _judged(self, comp: Component, style: str, patch: float | None,
+                covered: set[int]) -> Component | None:
+        """The expert, answering a class without sample images of the target's ``style`` (which
+        the proxy cannot judge directly; ``covered`` are the classes with such images) only if it
+        does at least as well as the patch VLM (accuracy ``patch``) on that style over all its
+        sample images; else only the ``covered`` classes (None if none). An expert trained on
+        emoji or 28x28 images is not trusted on photographs from other styles' evidence; an
+        ImageNet classifier is. (Carrying accuracy over from other styles barely predicts a
+        node's photo accuracy: see ``style.py``.)"""
+        own = self.table_.style_counts.accuracy(comp.source, style)
         if own is None or patch is None or own >= patch:
             return comp
-        covered = set(ctx.proxy_class[~ctx.style_gap].tolist())
         keep = [k for k in comp.classes if k in covered]
         if len(keep) == len(comp.classes):
             return comp

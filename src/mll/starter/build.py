@@ -98,14 +98,15 @@ def build_starter(hub_dir: str | Path | None = None, quick: bool = False, *,
 
     root = resolve_hub(hub_dir)
     plan = starter_plan(quick)
-    report = StarterReport(hub=str(root), mode=plan.mode)
     timer = StepTimer("starter")
+    report = StarterReport(hub=str(root), mode=plan.mode, phases=timer.seconds,
+                           cpu_seconds=timer.cpu_seconds)
     start = time.perf_counter()
-    with _phase(report, timer, "graph"):
+    with _phase(timer, "graph"):
         graph = open_graph(root, build=True)
     captions = _CaptionJob(root)
     with Hub.open(root) as hub:
-        with _phase(report, timer, "corpus"):
+        with _phase(timer, "corpus"):
             corpus = _ensure_corpus(root, plan, has_models=bool(hub.list()))
         builder = _Builder(hub, corpus, graph, plan, report)
         cores = os.cpu_count() or 1
@@ -114,11 +115,11 @@ def build_starter(hub_dir: str | Path | None = None, quick: bool = False, *,
                                     ("train features", builder.compute_features, cores),
                                     ("heads", builder.add_heads, 1),
                                     ("lit", builder.add_lits, 1)):
-            with _phase(report, timer, name, threads):
+            with _phase(timer, name, threads):
                 step()
-    with _phase(report, timer, "labels"):
+    with _phase(timer, "labels"):
         labelled = label_hub(root, show_progress=show_progress)
-    with _phase(report, timer, "caption embeddings (rest)"):
+    with _phase(timer, "caption embeddings (rest)"):
         report.background["caption embeddings"] = captions.wait()
     report.labels = {"models_labelled": len(labelled.models_labelled),
                      "models_up_to_date": len(labelled.models_up_to_date),
@@ -161,9 +162,8 @@ class _CaptionJob:
 
 
 @contextmanager
-def _phase(report: StarterReport, timer: StepTimer, name: str,
-           threads: int | None = None) -> Iterator[None]:
-    """Time a phase (wall and CPU seconds, announced on stderr) into the report.
+def _phase(timer: StepTimer, name: str, threads: int | None = None) -> Iterator[None]:
+    """Time a phase (wall and CPU seconds, announced on stderr) with the report's timer.
 
     Training the small models runs on one torch thread: their operations are too small to
     split (measured: a second thread gave no speed-up, only more CPU time).
@@ -178,8 +178,6 @@ def _phase(report: StarterReport, timer: StepTimer, name: str,
             yield
     finally:
         torch.set_num_threads(before)
-    report.phases[name] = timer.seconds[name]
-    report.cpu_seconds[name] = timer.cpu_seconds[name]
 
 
 def _ensure_corpus(root: Path, plan: StarterPlan, has_models: bool):

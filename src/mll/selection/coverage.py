@@ -115,12 +115,8 @@ def model_nodes(table, model_id: str) -> list[dict]:
     An expert covers the sample nodes at or below one of its heads; a VLM every node with sample
     images. ``model_id`` is a full id; a model without a current label raises ``UnknownNameError``.
     """
-    from ..errors import UnknownNameError
-
     if model_id not in table.models:
-        raise UnknownNameError("labelled model", model_id, table.models,
-                               hint="it has no label for the current graph and corpus; run "
-                                    "'mll label'")
+        raise _no_label(table, model_id)
     stats = table.models[model_id].stats
     graph = table.graph
     rows = []
@@ -135,14 +131,21 @@ def model_styles(table, model_id: str) -> list[dict]:
     """A labelled model's measured accuracy per image style group (``photo``, ``emoji``,
     ``drawing``, ``gray28``) on the sample images it covers, in group order; groups where it
     covers no image have ``images`` 0 and accuracy None. Counts from ``table.style_counts``."""
-    from ..errors import UnknownNameError
-
+    if model_id not in table.models:  # before the style counts of the whole hub are built
+        raise _no_label(table, model_id)
     counts = table.style_counts
-    i = counts.row(model_id) if model_id in table.models else None
+    i = counts.row(model_id)
     if i is None:
-        raise UnknownNameError("labelled model", model_id, table.models,
-                               hint="it has no label for the current graph and corpus; run "
-                                    "'mll label'")
+        raise _no_label(table, model_id)
     correct, images = counts.correct[i].sum(axis=0), counts.count[i].sum(axis=0)
     return [{"style": g} | Measured(int(images[j]), int(correct[j])).to_dict()
             for j, g in enumerate(counts.groups)]
+
+
+def _no_label(table, model_id: str):
+    """The error for a model without a label for the table's graph and corpus."""
+    from ..errors import UnknownNameError
+
+    return UnknownNameError("labelled model", model_id, table.models,
+                            hint="it has no label for the current graph and corpus; run "
+                                 "'mll label'")

@@ -10,6 +10,12 @@ import difflib
 from collections.abc import Iterable
 
 
+def short_repr(value: object, width: int = 40) -> str:
+    """``repr(value)`` cut to ``width`` characters, for quoting untrusted values in messages."""
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 class MLLError(Exception):
     """Base class of the errors a user can cause and fix."""
 

@@ -19,7 +19,7 @@ from torch import nn
 
 from .. import limits
 from .._registry import Registry
-from ..errors import InvalidParameterError
+from ..errors import InvalidParameterError, short_repr
 from .spec import InputSpec
 
 
@@ -42,7 +42,7 @@ class Architecture:
         if not isinstance(given, dict):
             raise InvalidParameterError(
                 f"arch_config of {self.name!r} must be a JSON object such as "
-                f"{json.dumps(self.example())}, got {type(given).__name__} {_short(given)}")
+                f"{json.dumps(self.example())}, got {type(given).__name__} {short_repr(given)}")
         unknown = set(given) - set(self.defaults)
         if unknown:
             raise InvalidParameterError(
@@ -60,11 +60,6 @@ class Architecture:
         return {k: samples[v] for k, v in self.defaults.items() if isinstance(v, type)}
 
 
-def _short(value: Any, width: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
 def _checked(arch: str, key: str, value: Any, default: Any) -> Any:
     """``value`` if it has the kind of ``default`` (or is of the required type); else an error.
 
@@ -77,19 +72,19 @@ def _checked(arch: str, key: str, value: Any, default: Any) -> Any:
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise InvalidParameterError(f"{where} must be a whole number >= 1, got {_short(value)}")
+            raise InvalidParameterError(f"{where} must be a whole number >= 1, got {short_repr(value)}")
     elif kind is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-            raise InvalidParameterError(f"{where} must be a number in [0, 1), got {_short(value)}")
+            raise InvalidParameterError(f"{where} must be a number in [0, 1), got {short_repr(value)}")
         value = float(value)
     elif kind is str:
         if not isinstance(value, str) or not value:
-            raise InvalidParameterError(f"{where} must be a name, got {_short(value)}")
+            raise InvalidParameterError(f"{where} must be a name, got {short_repr(value)}")
     elif kind is list:
         if (not isinstance(value, list) or not value
                 or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
                            and math.isfinite(v) for v in value)):
-            raise InvalidParameterError(f"{where} must be a list of numbers, got {_short(value)}")
+            raise InvalidParameterError(f"{where} must be a list of numbers, got {short_repr(value)}")
     return value
 
 

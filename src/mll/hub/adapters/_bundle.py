@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import InvalidParameterError
+from ...errors import InvalidParameterError, short_repr
 from ...limits import Limits, check
 
 PREFIX = "mll."
@@ -122,7 +122,7 @@ def bundle_info(meta: dict[str, str], source: str = "model file") -> dict[str, A
             raise InvalidParameterError(
                 f"{source}: header entry {PREFIX}{key} must be a JSON "
                 f"{'object' if kind is dict else 'list'}, got {type(value).__name__} "
-                f"{_short(value)}")
+                f"{short_repr(value)}")
         if key == "classes" and not all(isinstance(c, str) and c.strip() for c in value):
             raise InvalidParameterError(
                 f"{source}: header entry {PREFIX}classes must list non-empty class names")
@@ -131,11 +131,6 @@ def bundle_info(meta: dict[str, str], source: str = "model file") -> dict[str, A
     files = {k[len(PREFIX) + 5:]: v for k, v in meta.items() if k.startswith(PREFIX + "file.")}
     return {"family": meta.get(PREFIX + "family"), "config": load("config", {}),
             "classes": load("classes", None), "metrics": load("metrics", {}), "files": files}
-
-
-def _short(value: Any, width: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def load_arrays(path: Path) -> dict[str, np.ndarray]:

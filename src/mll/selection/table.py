@@ -107,6 +107,20 @@ class LabelTable:
         _ = self.models, self.samples
         return self
 
+    #: Caches that do not depend on which models are labelled (see :meth:`with_fresh_models`).
+    _MODEL_FREE_CACHES = ("hub", "matcher", "corpus", "samples", "proto_features", "node_styles",
+                          "sample_node_ancestors")
+
+    def with_fresh_models(self) -> LabelTable:
+        """A new table on the same hub whose models (and per-style counts) load anew, reusing
+        this one's caches that do not depend on which models are labelled."""
+        fresh = LabelTable(self.hub_dir, db=self.db, proto_backbone=self.proto_backbone)
+        for key in self._MODEL_FREE_CACHES:
+            if key in self.__dict__:
+                fresh.__dict__[key] = self.__dict__[key]
+        fresh._adapters, fresh._ancestor_cache = self._adapters, self._ancestor_cache
+        return fresh
+
     def close(self) -> None:
         if "hub" in self.__dict__:
             self.hub.close()

@@ -54,7 +54,7 @@ class HubService:
         with self._load_lock:
             version = self._current_labels()
             if self._labels_version is not None and version != self._labels_version:
-                self.table = _refreshed(self.table)
+                self.table = self.table.with_fresh_models()
                 logger.info("labels changed: %d labelled model(s) now", len(version))
             self._labels_version = version
             return self.table.load()
@@ -205,17 +205,3 @@ class HubService:
         selector.validate_params()
         task = Task.create(classes, domain=domain, pinned=pinned)
         return plain(selector.fit(self.labels()).select(task).to_dict())
-
-
-def _refreshed(table):
-    """A new label table on the same hub, reusing ``table``'s caches that do not depend on which
-    models are labelled; the models and their per-style counts load anew."""
-    from ..selection import LabelTable
-
-    fresh = LabelTable(table.hub_dir, db=table.db, proto_backbone=table.proto_backbone)
-    for key in ("hub", "matcher", "corpus", "samples", "proto_features", "node_styles",
-                "sample_node_ancestors"):
-        if key in table.__dict__:
-            fresh.__dict__[key] = table.__dict__[key]
-    fresh._adapters, fresh._ancestor_cache = table._adapters, table._ancestor_cache
-    return fresh

@@ -200,6 +200,14 @@ def check_kind(kind: str | None) -> None:
         raise InvalidParameterError(f"kind must be one of {KINDS}, got {kind!r}")
 
 
+def family_of_kind(family: str, kind: str | None) -> type[Adapter]:
+    """The adapter class of ``family``, refused when it does not hold models of ``kind``."""
+    cls = families.get(family)
+    if kind is not None and kind != cls.kind:
+        raise InvalidParameterError(f"family {family!r} holds {cls.kind}s, not {kind}s")
+    return cls
+
+
 class Hub:
     """A model hub in one directory (plus a database URL)."""
 
@@ -302,9 +310,7 @@ class Hub:
         node); ``domain`` words help match class names to nodes.
         """
         family = self._family(model, family)
-        cls = families.get(family)
-        if kind is not None and kind != cls.kind:
-            raise InvalidParameterError(f"family {family!r} holds {cls.kind}s, not {kind}s")
+        cls = family_of_kind(family, kind)
         self.paths.root.mkdir(parents=True, exist_ok=True)
         workdir, owner = self._add_workdir()
         try:

@@ -122,16 +122,14 @@ class HubService:
 
         from ..classfile import decode, parse_classes
         from ..errors import UnknownNameError
-        from ..hub.adapters import families
+        from ..hub.hub import family_of_kind
         from .uploads import stage, staging_dir
 
         if family is not None:
             try:  # a bad value in a form, not a missing resource
-                cls = families.get(family)
+                family_of_kind(family, kind)
             except UnknownNameError as exc:
                 raise InvalidParameterError(f"model family: {exc}") from None
-            if kind is not None and kind != cls.kind:
-                raise InvalidParameterError(f"family {family!r} holds {cls.kind}s, not {kind}s")
         rows = parse_classes(decode(classes, "the class list"), "the class list")
         job_id = secrets.token_hex(16)
         model = stage(staging_dir(self.hub.root, job_id), filename, src, max_bytes)

@@ -17,7 +17,9 @@ from ._options import emit_json, hub_option, json_option
 @click.option("--executor", type=click.Choice(executors.list()), default="local",
               show_default=True, help="Where labelling runs: " + "; ".join(
                   f"{n}: {executors.get(n).__doc__.splitlines()[0]}" for n in executors))
-@click.option("--address", default=None, help="Ray cluster address (default: a local cluster).")
+@click.option("--ray-address", "--address", "address", default=None,
+              help="Ray cluster HOST:PORT for --executor ray (default: $RAY_ADDRESS, else a "
+                   "one-node cluster in this process).")
 @click.option("--batch", default=256, show_default=True, type=click.IntRange(1),
               help="Images per task (one shard each: the unit of resumption).")
 @click.option("--db", default=None, envvar="MLL_DB", help="SQLAlchemy URL of the hub's store.")
@@ -43,6 +45,9 @@ def command(models: tuple[str, ...], executor: str, address: str | None, batch: 
             acc = s.get("mean_accuracy_own_classes", s.get("zero_shot_accuracy"))
             click.echo(f"  {mid}  {s['kind']:6} nodes covered {s['nodes_covered']:5}  "
                        f"accuracy {acc if acc is not None else '-'}  {s['bytes'] / 1024:.0f} KiB")
+        if report.executor != "local":
+            for where, n in sorted(report.nodes.items()):
+                click.echo(f"  ran on {where}: {n['tasks']} task(s), {n['images']} images")
     for f in report.failed:
         click.echo(f"failed {f['model_id']} ({f['name']}): {f['reason']}; {f['fix']}", err=True)
     if report.failed:

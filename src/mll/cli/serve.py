@@ -105,7 +105,9 @@ class _WorkerPool:
 @click.command("worker")
 @click.option("--executor", type=click.Choice(executors.list()), default="local",
               show_default=True, help="Where labelling runs (as 'mll label --executor').")
-@click.option("--address", default=None, help="Ray cluster address (default: a local cluster).")
+@click.option("--ray-address", "--address", "address", default=None,
+              help="Ray cluster HOST:PORT for --executor ray (default: $RAY_ADDRESS, else a "
+                   "one-node cluster in this process).")
 @click.option("--batch", default=64, show_default=True, type=click.IntRange(1),
               help="Sample images per shard: what a job re-claimed after a crash resumes from.")
 @click.option("--lease", default=30.0, show_default=True, type=click.FloatRange(1.0),

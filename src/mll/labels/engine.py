@@ -39,6 +39,8 @@ class LabelReport:
     per_model: dict[str, dict] = field(default_factory=dict)
     #: ``{"model_id", "name", "reason", "fix"}`` per model that could not be labelled
     failed: list[dict[str, str]] = field(default_factory=list)
+    #: where the shards were computed: node -> ``{"tasks", "images"}`` (``local`` for in-process)
+    nodes: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def fail(self, info, reason: str) -> None:
         """Record that ``info``'s model failed, with what the user can do about it."""
@@ -96,7 +98,9 @@ def label_hub(hub_dir: str | Path | None, *, models: list[str] | None = None, db
                 for i in range(0, len(missing), batch)]
         index_published(store, graph, corpus, hub, current)  # labels older than the index
         run = get_executor(executor, address=address)
-        seconds, failed = run(str(hub_dir), db, jobs, show_progress, corpus.version)
+        outcome = run(str(hub_dir), db, jobs, show_progress, corpus.version)
+        seconds, failed = outcome.seconds, outcome.failed
+        report.nodes = outcome.nodes
         report.outputs_computed = sum(len(ids) for mid, ids in jobs if mid not in failed)
         for info, _ in todo:
             if info.id in failed:

@@ -142,3 +142,13 @@ def test_a_malformed_ray_address_is_one_clear_error(monkeypatch):
     monkeypatch.setenv("RAY_ADDRESS", "http://x")
     with pytest.raises(InvalidParameterError, match="HOST:PORT"):
         get_executor("ray")
+
+
+def test_mll_label_refuses_a_malformed_ray_address_before_anything_runs(tmp_path, capsys):
+    from mll.cli import main
+
+    code = main(["label", "--hub", str(tmp_path / "none"), "--executor", "ray",
+                 "--ray-address", "head;rm -rf /"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "HOST:PORT" in err
+    assert not (tmp_path / "none").exists()

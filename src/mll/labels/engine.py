@@ -64,6 +64,7 @@ def label_hub(hub_dir: str | Path | None, *, models: list[str] | None = None, db
 
     if batch < 1:
         raise InvalidParameterError(f"batch must be a positive number of images, got {batch}")
+    run = get_executor(executor, address=address)  # a bad name or address: refused first
     hub_dir = resolve_hub(hub_dir)
     start = time.perf_counter()
     with Hub.open(hub_dir, db=db, create=False) as hub:  # nothing to label: build nothing
@@ -97,7 +98,6 @@ def label_hub(hub_dir: str | Path | None, *, models: list[str] | None = None, db
         jobs = [(info.id, missing[i: i + batch]) for info, missing in todo
                 for i in range(0, len(missing), batch)]
         index_published(store, graph, corpus, hub, current)  # labels older than the index
-        run = get_executor(executor, address=address)
         outcome = run(str(hub_dir), db, jobs, show_progress, corpus.version)
         seconds, failed = outcome.seconds, outcome.failed
         report.nodes = outcome.nodes

@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 #: Seconds a node may take to start and register before the cluster gives up on it.
 START_TIMEOUT = 90.0
+#: Starts of one worker node before giving up (Ray gives a raylet 30 s to register).
+START_ATTEMPTS = 3
 
 
 def _free_port() -> int:
@@ -91,6 +93,12 @@ class RayNode:
     node_id: str = ""
     killed: bool = field(default=False)
 
+    @property
+    def manager_port(self) -> int:
+        """The raylet's port: with the machine's address, the node's name in Ray's lists."""
+        args = self.proc.args
+        return int(args[args.index("--node-manager-port") + 1])
+
     def pids(self) -> list[int]:
         return _session(self.proc.pid)
 
@@ -138,20 +146,44 @@ class LocalRayCluster:
         self.stop()
 
     def start(self) -> None:
-        """Start the head, then the worker nodes, and wait until all are registered."""
+        """Start the head, then each worker node once the one before it is up (starting them
+        together on a loaded machine overruns Ray's 30 s start-up limit), and learn their ids."""
         self._start_node("head", self.cpus[0], ["--head", "--port", str(self.port),
                                                   "--include-dashboard", "false",
                                                   "--temp-dir", str(self.root / "ray")])
         self._wait_for_port()
+        self._wait_started(self.nodes[0])
         for i, c in enumerate(self.cpus[1:], 1):
-            self._start_node(f"node{i}", c, ["--address", self.address])
+            for attempt in range(START_ATTEMPTS):
+                node = self._start_node(f"node{i}", c, ["--address", self.address])
+                if self._wait_started(node, last=attempt == START_ATTEMPTS - 1):
+                    break
+                logger.warning("Ray node %s did not start (attempt %d); starting it again",
+                               node.name, attempt + 1)
+                self._kill_session(node)
+                self.nodes.remove(node)
         self._wait_for_nodes()
 
-    def _start_node(self, name: str, cpus: int, extra: list[str]) -> None:
+    def _wait_started(self, node: RayNode, last: bool = True) -> bool:
+        """Whether ``node``'s ``ray start`` reported its node up; raises on the last attempt."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if "Ray runtime started" in node.log.read_text(errors="replace"):
+                return True
+            if node.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        if last:
+            tail = node.log.read_text(errors="replace").strip().splitlines()[-2:]
+            raise ExternalServiceError(f"Ray node {node.name} did not start: "
+                                       + " | ".join(tail))
+        return False
+
+    def _start_node(self, name: str, cpus: int, extra: list[str]) -> RayNode:
         ports = [(opt, str(_free_port())) for opt in (
             "--node-manager-port", "--object-manager-port", "--dashboard-agent-listen-port",
             "--dashboard-agent-grpc-port", "--runtime-env-agent-port", "--metrics-export-port")]
-        log = self.root / f"{name}.log"
+        log = self.root / f"{name}-{len(self.nodes)}.log"
         cmd = [_ray_cli(), "start", "--block", "--num-cpus", str(cpus), "--node-ip-address",
                "127.0.0.1", "--disable-usage-stats", "--object-store-memory",
                str(self.object_store_mb << 20), *[x for p in ports for x in p], *extra]
@@ -159,8 +191,10 @@ class LocalRayCluster:
             proc = subprocess.Popen(cmd, env={**os.environ, **self.env}, stdout=fh,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=True)
-        self.nodes.append(RayNode(name, cpus, proc, log))
+        node = RayNode(name, cpus, proc, log)
+        self.nodes.append(node)
         logger.info("started Ray node %s (%d CPU, pid %d)", name, cpus, proc.pid)
+        return node
 
     def _check_alive(self) -> None:
         for node in self.nodes:
@@ -190,8 +224,7 @@ class LocalRayCluster:
                                        f"registered within {START_TIMEOUT:.0f} s; see the logs "
                                        f"in {self.root}")
         for node in self.nodes:  # Ray's node ids matched to ours by the raylet's port
-            args = node.proc.args
-            node.node_id = alive.get(int(args[args.index("--node-manager-port") + 1]), "")
+            node.node_id = alive.get(node.manager_port, "")
 
     def alive_nodes(self, wait_for: int = 0) -> dict[int, str]:
         """Node manager port -> Ray node id of every live node, asked of the head in a separate
@@ -235,23 +268,28 @@ class LocalRayCluster:
         node.killed = True
         logger.info("killed the raylet of Ray node %s (pid %s)", name, pid)
 
+    @staticmethod
+    def _kill_session(node: RayNode) -> None:
+        """SIGKILL every process of ``node``'s session and reap its ``ray start``."""
+        for _ in range(3):  # workers may be forked while we kill: look again
+            pids = node.pids()
+            if not pids:
+                break
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.2)
+        try:
+            node.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            logger.warning("Ray node %s (pid %d) did not exit", node.name, node.proc.pid)
+
     def stop(self) -> None:
         """Kill every process the nodes started (by session: never another cluster's), then
         remove the cluster's directory."""
         for node in reversed(self.nodes):
-            for _ in range(3):  # workers may be forked while we kill: look again
-                pids = node.pids()
-                if not pids:
-                    break
-                for pid in pids:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                time.sleep(0.2)
-            try:
-                node.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                logger.warning("Ray node %s (pid %d) did not exit", node.name, node.proc.pid)
+            self._kill_session(node)
         self.nodes = []
         shutil.rmtree(self.root, ignore_errors=True)

@@ -40,9 +40,9 @@ class Worker:
                  batch: int = DEFAULT_BATCH, lease: float = DEFAULT_LEASE,
                  poll: float = 1.0) -> None:
         from ..hub import Hub
-        from ..labels.executors import executors
+        from ..labels.executors import get_executor
 
-        executors.get(executor)  # an unknown executor is an error now, with suggestions
+        get_executor(executor, address)  # an unknown executor or bad address: an error now
         if batch < 1 or lease <= 0 or poll <= 0:
             raise InvalidParameterError("worker batch, lease and poll must be positive, got "
                                         f"{batch}, {lease}, {poll}")

@@ -36,6 +36,7 @@ from ..errors import (
     MLLWarning,
     NotBuiltError,
     UnknownNameError,
+    first_line,
 )
 from .adapters import Adapter, Expert, Packed, families
 from .adapters.base import PackContext, TextTowerMixin
@@ -99,7 +100,7 @@ def check_outputs(adapter: Adapter, n_classes: int | None) -> float:
     except (RuntimeError, ValueError, TypeError, IndexError, ArithmeticError) as exc:
         # the model's own code or graph failing on ordinary images is a property of the upload
         raise InvalidParameterError(f"the model fails on {len(images)} probe images "
-                                    f"({type(exc).__name__}: {_first_line(exc)})") from None
+                                    f"({type(exc).__name__}: {first_line(exc)})") from None
     timings = []
     for _ in range(3):  # best of three: these machines are shared and timings jitter
         start = time.perf_counter()
@@ -111,11 +112,6 @@ def check_outputs(adapter: Adapter, n_classes: int | None) -> float:
     else:
         _check_vlm_outputs(adapter, first, len(images))
     return round(latency, 3)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _check_expert_outputs(probs: np.ndarray, n_classes: int | None, n_images: int) -> None:

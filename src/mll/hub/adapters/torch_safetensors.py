@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import InvalidParameterError, MLLWarning, UnsafeFormatError
+from ...errors import InvalidParameterError, MLLWarning, UnsafeFormatError, first_line
 from ..safety import CONVERT_HINT, refuse_unsafe
 from . import families
 from ._bundle import bundle_info, read_meta, save_bundle
@@ -85,7 +85,7 @@ def _load_module(arch: Any, arch_config: Any, tensors: dict[str, Any]):
     except RuntimeError as exc:
         raise InvalidParameterError(
             f"weights do not fit architecture {arch!r} with config {arch_config}: "
-            f"{str(exc).splitlines()[0]}") from None
+            f"{first_line(exc)}") from None
     return module.eval()
 
 

@@ -39,7 +39,7 @@ from ..errors import (
     first_line,
 )
 from .adapters import Adapter, Expert, Packed, families
-from .adapters.base import PackContext, TextTowerMixin
+from .adapters.base import PackContext, TextTowerMixin, read_config
 from .artifacts import ArtifactStore
 from .features import FeatureCache
 from .records import Serving, serving
@@ -539,12 +539,7 @@ def _family_of_path(path: Path) -> str | None:
     Files that need pickle are refused here already, so the message names the safe formats.
     """
     if path.is_dir() and (path / "config.json").is_file():
-        try:
-            config = json.loads((path / "config.json").read_bytes())
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise InvalidParameterError(f"{path / 'config.json'} is not valid JSON ({exc})") from None
-        if not isinstance(config, dict):
-            raise InvalidParameterError(f"{path / 'config.json'} must hold a JSON object")
+        config = read_config(path / "config.json")
         # the first family (by name) whose Adapter.claims_directory accepts the config
         return next((n for n in families if families.get(n).claims_directory(config)), None)
     if path.is_file():

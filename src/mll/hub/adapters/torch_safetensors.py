@@ -19,7 +19,7 @@ import numpy as np
 from ...errors import InvalidParameterError, MLLWarning, UnsafeFormatError, first_line
 from ..safety import CONVERT_HINT, refuse_unsafe
 from . import families
-from ._bundle import bundle_info, read_meta, save_bundle
+from ._bundle import bundle_info, read_header, read_meta, save_bundle
 from .base import Expert, PackContext, Packed, check_options, softmax
 
 FAMILY = "torch-safetensors"
@@ -34,7 +34,7 @@ def _load_tensors(path: Path) -> dict[str, Any]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    read_meta(path)  # bounded header checks first
+    read_header(path)  # bounded header checks first; load_file checks the tensors
     try:
         return load_file(str(path))
     except (SafetensorError, OSError) as exc:

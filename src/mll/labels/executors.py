@@ -25,7 +25,13 @@ from dataclasses import dataclass, field
 
 from .._io import progress
 from .._registry import Registry
-from ..errors import ExternalServiceError, InvalidParameterError, MissingDependencyError, MLLError
+from ..errors import (
+    ExternalServiceError,
+    InvalidParameterError,
+    MissingDependencyError,
+    MLLError,
+    first_line,
+)
 from .kernel import label_shard
 
 logger = logging.getLogger(__name__)
@@ -60,11 +66,9 @@ def failure_reason(exc: BaseException) -> str:
     The full traceback goes to the debug log (``mll -vv label``), where a bug in mll shows itself.
     """
     logger.debug("labelling failed", exc_info=exc)
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else ""
-    if isinstance(exc, MLLError):
-        return first or type(exc).__name__
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    if isinstance(exc, MLLError) or not str(exc).strip():
+        return first_line(exc)
+    return f"{type(exc).__name__}: {first_line(exc)}"
 
 
 @executors.register("local")
@@ -128,9 +132,8 @@ def _connect(address: str | None) -> None:
     try:
         ray.init(address=address, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:  # Ray's ways of saying "no"
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ExternalServiceError(
-            f"could not join the Ray cluster at {address}: {first}; start one with 'ray start "
+            f"could not join the Ray cluster at {address}: {first_line(exc)}; start one with 'ray start "
             "--head' (and set RAY_AUTH_TOKEN if the cluster uses token authentication)"
         ) from None
 

@@ -19,7 +19,9 @@ import contextlib
 import logging
 import os
 import re
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -125,17 +127,37 @@ def _connect(address: str | None) -> None:
     """Join the cluster at ``address``, or start a single-node one in this process."""
     import ray
 
-    if address is None:
-        ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
-                 _node_ip_address="127.0.0.1")
-        return
+    with _sigterm_kept():
+        _init(ray, address)
+
+
+@contextlib.contextmanager
+def _sigterm_kept():
+    """Put back this process's SIGTERM handler after Ray's calls: ``ray.init`` replaces it with
+    an immediate exit and ``ray.shutdown`` leaves the signal at its default, and ``mll worker``
+    must still finish the job in hand when asked to stop."""
+    main = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGTERM) if main else None
     try:
-        ray.init(address=address, log_to_driver=False)
+        yield
+    finally:
+        if handler is not None:
+            signal.signal(signal.SIGTERM, handler)
+
+
+def _init(ray, address: str | None) -> None:
+    """``ray.init`` for ``address`` (None: a cluster in this process), its refusals one line."""
+    try:
+        if address is None:
+            ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False,
+                     log_to_driver=False, _node_ip_address="127.0.0.1")
+        else:
+            ray.init(address=address, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:  # Ray's ways of saying "no"
         raise ExternalServiceError(
-            f"could not join the Ray cluster at {address}: {first_line(exc)}; start one with 'ray start "
-            "--head' (and set RAY_AUTH_TOKEN if the cluster uses token authentication)"
-        ) from None
+            f"could not join the Ray cluster at {address}: {first_line(exc)}; start one with "
+            "'ray start --head' (and set RAY_AUTH_TOKEN if the cluster uses token "
+            "authentication)") from None
 
 
 @executors.register("ray")
@@ -192,7 +214,8 @@ def _run_on_ray(ray, address: str | None, hub_dir: str, db: str | None, jobs: Jo
         return out
     finally:
         if started:
-            ray.shutdown()
+            with _sigterm_kept():
+                ray.shutdown()
 
 
 def _node_names() -> dict[str, str]:

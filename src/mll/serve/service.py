@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .._json import plain
-from ..errors import InvalidParameterError
+from ..errors import InvalidParameterError, NotBuiltError
 
 logger = logging.getLogger(__name__)
 
@@ -24,15 +24,20 @@ class HubService:
 
     def __init__(self, hub: str | Path | None = None, db: str | None = None) -> None:
         from ..selection import LabelTable
+        from .accounts import Accounts
         from .jobs import JobQueue
+        from .solves import SolveStore
         from .tokens import TokenStore
 
         self.table = LabelTable(hub, db=db)
         self.hub = self.table.hub  # opens the store now: a missing hub is an error at start
         self.tokens = TokenStore(self.hub.store)
         self.jobs = JobQueue(self.hub.store)
+        self.accounts = Accounts(self.hub.store)
+        self.solves = SolveStore(self.hub.root)
         self._load_lock = threading.Lock()
         self._labels_version: tuple | None = None
+        self._sample_id_set: tuple[Any, frozenset[str]] | None = None
 
     def close(self) -> None:
         self.table.close()
@@ -203,3 +208,128 @@ class HubService:
         selector.validate_params()
         task = Task.create(classes, domain=domain, pinned=pinned)
         return plain(selector.fit(self.labels()).select(task).to_dict())
+
+    def solve(self, classes: str | list[str], domain: str,
+              files: list[tuple[str, Any]], *, method: str = "chco", max_bytes: int,
+              keep: int = 20) -> dict[str, Any]:
+        """Select for the task, predict the sent images (several files or one zip), and keep the
+        HTML report and the saved predictor (``mll.reuse.solve``, as ``mll solve`` runs it).
+
+        ``classes``: a list, or text with one class per line (commas also separate).
+        """
+        import re
+        import shutil
+
+        from ..reuse import solve
+        from ..selection import Task
+        from .solves import stage_images
+
+        if isinstance(classes, str):
+            classes = [c for c in re.split(r"[\n,]", classes) if c.strip()]
+        task = Task.create(classes, domain=domain)
+        table = self.labels()
+        solve_id, work = self.solves.new_work()
+        try:
+            staged = stage_images(work, files, max_bytes)
+            if not staged.names:
+                raise InvalidParameterError(
+                    f"none of the {len(staged.skipped)} files sent is an image: "
+                    f"{staged.skipped[0]['file']!r}: {staged.skipped[0]['reason']}")
+            try:
+                result = solve(table, task, staged.folder, method=method,
+                               report=work / "report.html", save=work / "predictor.zip")
+            except InvalidParameterError as exc:  # name the sent files, not the staging paths
+                raise InvalidParameterError(self._sent_names(str(exc), staged)) from None
+            names = [staged.names[Path(p).name] for p in result.paths]
+            doc = {"solve_id": solve_id, "classes": list(task.classes), "domain": task.domain,
+                   "predictions": [
+                       {"file": n, "class": task.classes[k], "confidence": round(float(c), 4)}
+                       for n, k, c in zip(names, result.predictions, result.confidences,
+                                          strict=True)],
+                   "skipped": staged.skipped + [
+                       {"file": staged.names.get(Path(s["path"]).name, "unnamed"),
+                        "reason": self._sent_names(s["reason"], staged)}
+                       for s in result.skipped],
+                   "selection": plain(result.selection.to_dict()),
+                   "report_url": f"/api/solves/{solve_id}/report",
+                   "predictor_url": f"/api/solves/{solve_id}/predictor"}
+            self.solves.publish(solve_id, work, plain(doc), keep)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        logger.info("solved a task of %d classes on %d images (%s)", len(task.classes),
+                    len(names), solve_id)
+        return doc
+
+    @staticmethod
+    def _sent_names(message: str, staged) -> str:
+        """A message about staged files with each file's sent name in place of its path."""
+        for staged_name, sent in staged.names.items():
+            message = message.replace(str(staged.folder / staged_name), sent)
+        return message.replace(f"under {staged.folder}", "sent").replace(str(staged.folder),
+                                                                          "the images sent")
+
+    def solve_file(self, solve_id: str, which: str) -> Path:
+        """A kept solve's ``report`` (HTML) or ``predictor`` (zip)."""
+        return self.solves.path(solve_id, which)
+
+    def solve_result(self, solve_id: str) -> dict[str, Any]:
+        """A kept solve's answer, as ``solve`` returned it."""
+        import json
+
+        return json.loads(self.solves.path(solve_id, "result").read_text())
+
+    # -- pages ----------------------------------------------------------------------------------
+    def figures(self) -> dict[str, Any]:
+        """What the hub holds: models (labelled or not), nodes with sample images, labels."""
+        models = self.hub.list()
+        doc = {"models": len(models), "experts": sum(m.kind == "expert" for m in models),
+               "vlms": sum(m.kind == "vlm" for m in models),
+               "labelled": sum(bool(m.labelled) for m in models),
+               "sample_images": None, "nodes_with_samples": None}
+        try:
+            table = self.labels()
+        except NotBuiltError:
+            return doc
+        return doc | {"sample_images": len(table.samples.ids),
+                      "nodes_with_samples": len(set(table.samples.nodes.tolist()))}
+
+    def find_models(self, text: str, limit: int = 20) -> list[dict[str, Any]]:
+        """Models whose name or family contains ``text`` (case-insensitive), oldest first."""
+        needle = text.strip().lower()
+        return [m.summary() for m in self.hub.list()
+                if needle and (needle in m.name.lower() or needle in m.family.lower())][:limit]
+
+    def node_images(self, ref: str, limit: int = 24) -> list[str]:
+        """Ids of sample images at a node (wnid, synset name or word), or below it when the node
+        itself has none; each can be fetched with :meth:`sample_image_png`."""
+        table = self.labels()
+        wnid = table.graph.resolve(ref)
+        nodes = table.samples.nodes
+        at = [i for i, n in enumerate(nodes.tolist()) if n == wnid]
+        if not at:
+            at = [i for i, n in enumerate(nodes.tolist())
+                  if wnid in table.sample_node_ancestors[n]]
+        return [table.samples.ids[i] for i in at[:limit]]
+
+    def sample_image_png(self, image_id: str) -> bytes:
+        """One sample image as PNG (only the corpus's sample images are served)."""
+        import io
+
+        from PIL import Image
+
+        from ..errors import UnknownNameError
+
+        table = self.labels()
+        if image_id not in self._sample_ids(table):
+            raise UnknownNameError("sample image", image_id[:80])
+        buf = io.BytesIO()
+        Image.fromarray(table.corpus.load([image_id])[0]).save(buf, format="PNG")
+        return buf.getvalue()
+
+    def _sample_ids(self, table) -> frozenset[str]:
+        """The sample image ids as a set, made once per label table."""
+        held = self._sample_id_set
+        if held is None or held[0] is not table.samples:
+            held = self._sample_id_set = (table.samples, frozenset(table.samples.ids))
+        return held[1]

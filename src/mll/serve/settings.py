@@ -8,6 +8,7 @@ from ..errors import InvalidParameterError
 
 DEFAULT_MAX_BODY_BYTES = 1024**2  # a select request with thousands of class names fits
 DEFAULT_MAX_UPLOAD_BYTES = 1024**3  # a ViT-B CLIP in safetensors is about 600 MB
+DEFAULT_MAX_SOLVE_BYTES = 256 * 1024**2  # a few hundred photographs, or a zip of them
 
 
 @dataclass(frozen=True)
@@ -17,14 +18,22 @@ class ServeSettings:
     ``public``: reads need no token (writes always do). ``max_body_bytes``: larger request
     bodies are refused with 413 before they are read in full. ``max_upload_bytes``: the same for
     a model's weights file (the upload route alone accepts bodies that large).
+    ``max_solve_bytes``: the same for the images of a task to solve. ``keep_solves``: solved
+    tasks whose report and predictor stay downloadable (older ones are pruned).
     """
 
     public: bool = False
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    max_solve_bytes: int = DEFAULT_MAX_SOLVE_BYTES
+    keep_solves: int = 50
 
     def __post_init__(self) -> None:
-        for name in ("max_body_bytes", "max_upload_bytes"):
+        if isinstance(self.keep_solves, bool) or not isinstance(self.keep_solves, int) \
+                or self.keep_solves < 1:
+            raise InvalidParameterError("ServeSettings.keep_solves must be a positive number "
+                                        f"of solves, got {self.keep_solves!r}")
+        for name in ("max_body_bytes", "max_upload_bytes", "max_solve_bytes"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidParameterError(f"ServeSettings.{name} must be a positive number "

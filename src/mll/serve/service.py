@@ -227,14 +227,14 @@ class HubService:
         if isinstance(classes, str):
             classes = [c for c in re.split(r"[\n,]", classes) if c.strip()]
         task = Task.create(classes, domain=domain)
-        table = self.labels()
         solve_id, work = self.solves.new_work()
-        try:
+        try:  # the sent files are checked before the labels are loaded
             staged = stage_images(work, files, max_bytes)
             if not staged.names:
                 raise InvalidParameterError(
                     f"none of the {len(staged.skipped)} files sent is an image: "
                     f"{staged.skipped[0]['file']!r}: {staged.skipped[0]['reason']}")
+            table = self.labels()
             try:
                 result = solve(table, task, staged.folder, method=method,
                                report=work / "report.html", save=work / "predictor.zip")

@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 from .. import errors
 from .._json import plain
 from . import schemas
+from .ratelimit import limit, limiters
 from .service import HubService
 from .settings import ServeSettings
 from .tokens import TokenInfo
@@ -105,6 +106,7 @@ def requires(role: str):
         if not token.allows(role):
             raise HTTPException(403, f"a {token.role} token cannot do this; it needs the "
                                      f"{role} role or above")
+        request.state.token = token  # whose rate limits the request spends (mll.serve.ratelimit)
         return token
     return check
 
@@ -144,6 +146,7 @@ def create_app(hub: str | Path | None = None, db: str | None = None,
                   summary="A hub of image models labelled on a semantic graph: which models "
                           "serve a concept, how well, and which to combine for a new task.")
     app.state.service, app.state.settings = service, settings
+    app.state.limiters = limiters(settings)
     _local_docs(app)
 
     @app.exception_handler(errors.MLLError)
@@ -190,7 +193,7 @@ def create_app(hub: str | Path | None = None, db: str | None = None,
 
     @app.post("/api/models", tags=["models"], status_code=202, response_model=schemas.Job,
               max_body_size=settings.max_upload_bytes + settings.max_body_bytes)
-    def upload(token: uploader,
+    def upload(token: uploader, _: Annotated[None, Depends(limit("upload"))],
                weights: Annotated[UploadFile, File(
                    description=".onnx, .safetensors, or a .zip of a model directory "
                                "(model.safetensors + config.json, or a Hugging Face CLIP "

@@ -149,3 +149,15 @@ def _no_label(table, model_id: str):
     return UnknownNameError("labelled model", model_id, table.models,
                             hint="it has no label for the current graph and corpus; run "
                                  "'mll label'")
+
+
+def sample_image_list(table, wnid: str, limit: int) -> list[dict]:
+    """Up to ``limit`` sample images of a node: those at the node first, then those below it, in
+    label order; each as its ``id``, ``wnid`` and ``style`` (so a page can show and fetch them)."""
+    table.graph.index(wnid)  # an unknown wnid is an error, not an empty answer
+    nodes = table.image_nodes
+    below = [v for v, up in table.sample_node_ancestors.items() if wnid in up and v != wnid]
+    rows = np.concatenate([np.flatnonzero(nodes == wnid),
+                           np.flatnonzero(np.isin(nodes, below))])[:limit].tolist()
+    ids, styles = table.image_ids, table.image_styles
+    return [{"id": ids[i], "wnid": str(nodes[i]), "style": str(styles[i])} for i in rows]

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
@@ -29,6 +30,8 @@ from .tokens import TokenInfo
 logger = logging.getLogger(__name__)
 
 API_VERSION = "1"
+#: Bounds of an image's ``size`` (pixels a side of a thumbnail).
+MIN_THUMBNAIL, MAX_THUMBNAIL = 16, 1024
 
 #: HTTP status of each kind of user error (the most specific class listed first wins).
 #: An ambiguous name (AmbiguousNameError, also a StoreError) is the user's to fix: 400.
@@ -261,6 +264,30 @@ def create_app(hub: str | Path | None = None, db: str | None = None,
         """One node (wnid, synset name or word): parents, children, sample image counts, and the
         models that serve it with their measured accuracy there."""
         return service.node(ref)
+
+    @app.get("/api/images/{image_id}", tags=["graph"], response_class=Response,
+             responses={200: {"content": {"image/png": {}},
+                              "description": "The image as PNG."}})
+    def image(request: Request, token: reader,
+              image_id: Annotated[str, PathParam(
+                  pattern=r"^[0-9a-f]{64}$",
+                  description="A sample image's id (sha256 of its pixels), as listed by "
+                              "/api/nodes/{ref}.")],
+              size: Annotated[int | None, Query(
+                  ge=MIN_THUMBNAIL, le=MAX_THUMBNAIL,
+                  description="Scale down to fit this many pixels a side (never up).")] = None,
+              ) -> Response:
+        """A sample image of the hub's corpus, as PNG. Its id is its content, so it never changes:
+        answers are cached for a year (revalidated by ETag)."""
+        etag = f'"{image_id}-{size or 0}"'
+        scope = "public" if settings.public else "private"
+        headers = {"ETag": etag, "Cache-Control": f"{scope}, max-age=31536000, immutable"}
+        sent = {t.strip() for t in request.headers.get("if-none-match", "").split(",")}
+        if etag in sent:
+            service.sample_image(image_id)  # still one of the corpus's sample images
+            return Response(status_code=304, headers=headers)
+        data, media_type = service.image(image_id, size)
+        return Response(data, media_type=media_type, headers=headers)
 
     @app.post("/api/select", tags=["ask"], response_model=schemas.Selection)
     def select(body: SelectRequest, token: reader) -> dict:

@@ -125,11 +125,21 @@ class NodeSearch(_Open):
     nodes: list[NodeFound]
 
 
+class SampleImage(_Open):
+    id: str = Field(description="The image's id: sha256 of its pixels.")
+    wnid: str = Field(description="The node it shows (this node, or one below it).")
+    style: str
+    url: str = Field(description="Where to fetch it: /api/images/{id} (add ?size=N for a "
+                                 "thumbnail).")
+
+
 class NodeDetail(NodeFound):
     lemmas: list[str]
     depth: int
     parents: list[NodeRef]
     children: list[NodeRef]
+    samples: list[SampleImage] = Field(
+        description="Up to 24 of its sample images: those at the node first, then below it.")
     models: list[ServingModel]
 
 

@@ -9,6 +9,7 @@ shaped for the wire; nothing here chooses or ranks models itself. The HTTP layer
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,10 @@ from .._json import plain
 from ..errors import InvalidParameterError
 
 logger = logging.getLogger(__name__)
+
+#: Sample images a node's answer lists (its counts say how many there are in all).
+NODE_SAMPLES = 24
+_IMAGE_ID = re.compile(r"[0-9a-f]{64}")
 
 
 class HubService:
@@ -169,9 +174,10 @@ class HubService:
             self._node_ref(w) | {"definition": graph.definition(w),
                                  "sample_images": sample_images(table, w)} for w in found]}
 
-    def node(self, ref: str) -> dict[str, Any]:
-        """A node (wnid, synset name or word) with parents, children, sample images and models."""
-        from ..selection.coverage import node_models, sample_images
+    def node(self, ref: str, samples: int = NODE_SAMPLES) -> dict[str, Any]:
+        """A node (wnid, synset name or word) with parents, children, sample images (counts, and
+        up to ``samples`` of them to show, each with its URL) and models."""
+        from ..selection.coverage import node_models, sample_image_list, sample_images
 
         table = self.labels()
         graph = table.graph
@@ -182,7 +188,47 @@ class HubService:
             "parents": [self._node_ref(p) for p in node.parents],
             "children": [self._node_ref(c) for c in graph.children(wnid)],
             "sample_images": sample_images(table, wnid),
+            "samples": [i | {"url": f"/api/images/{i['id']}"}
+                        for i in sample_image_list(table, wnid, samples)],
             "models": [m.to_dict() for m in node_models(table, wnid)]}
+
+    def sample_image(self, image_id: str):
+        """The stored location and bytes of a sample image of the current corpus (an unknown
+        id, or an image of another role, is an UnknownNameError)."""
+        from ..errors import UnknownNameError
+
+        if not isinstance(image_id, str) or not _IMAGE_ID.fullmatch(image_id):
+            raise InvalidParameterError(f"an image id is 64 lowercase hex digits, got "
+                                        f"{str(image_id)[:80]!r}")
+        loc, record, data = self.labels().corpus.encoded(image_id)
+        if record.role != "sample":
+            raise UnknownNameError("sample image", image_id,
+                                   hint="only the corpus's sample images are served")
+        return loc, data
+
+    def image(self, image_id: str, size: int | None = None) -> tuple[bytes, str]:
+        """A sample image of the current corpus as ``(PNG bytes, media type)``; scaled down to fit
+        ``size`` pixels a side when given (never up).
+
+        A stored PNG at full size is sent as stored; small images are stored as raw pixels and
+        encoded here.
+        """
+        import io
+
+        from PIL import Image
+
+        from ..corpus.records import CODEC_PNG
+        from ..corpus.store import decode
+
+        loc, data = self.sample_image(image_id)
+        if loc.codec == CODEC_PNG and (size is None or max(loc.shape[:2]) <= size):
+            return data, "image/png"
+        img = Image.fromarray(decode(loc.codec, data, loc.shape))
+        if size is not None:
+            img.thumbnail((size, size), Image.Resampling.LANCZOS)
+        buf = io.BytesIO()
+        img.save(buf, format="PNG", compress_level=6)
+        return buf.getvalue(), "image/png"
 
     # -- ask ------------------------------------------------------------------------------------
     def select(self, classes: list[str] | str, domain: str = "", method: str = "chco",

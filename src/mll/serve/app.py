@@ -241,8 +241,8 @@ def create_app(hub: str | Path | None = None, db: str | None = None,
 
     @app.get("/api/jobs", tags=["jobs"], response_model=schemas.JobList)
     def jobs(token: uploader,
-             state: Annotated[Literal["queued", "running", "done", "failed"] | None,
-                              Query()] = None,
+             state: Annotated[Literal["queued", "running", "done", "failed", "cancelling",
+                                      "cancelled"] | None, Query()] = None,
              limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict:
         """Background jobs, newest first."""
         return service.job_list(state, limit)
@@ -251,6 +251,26 @@ def create_app(hub: str | Path | None = None, db: str | None = None,
     def job(job_id: str, token: reader) -> dict:
         """One job: its state, phase, progress (sample images labelled), and the model it made."""
         return service.job(job_id)
+
+    @app.delete("/api/jobs/{job_id}", tags=["jobs"], response_model=schemas.Job,
+                responses={202: {"description": "Running: its worker stops at its next step "
+                                                "(state cancelling)."},
+                           409: {"description": "The job already ended."}})
+    def cancel(job_id: str, token: uploader) -> JSON:
+        """Cancel a job (its uploader or an admin): a queued job at once (200, cancelled); a
+        running one stops at its worker's next step, which removes the model, label and files it
+        made (202, cancelling; follow it at /api/jobs/{id})."""
+        job = service.jobs.get(job_id)
+        if job.created_by != token.id and not token.allows("admin"):
+            raise HTTPException(403, "only the job's uploader or an admin can cancel it")
+        if job.state in ("done", "failed"):
+            raise HTTPException(409, f"job {job_id} already ended ({job.state}); remove its "
+                                     "model instead" if job.state == "done" else
+                                f"job {job_id} already ended ({job.state})")
+        doc = service.cancel_job(job_id)
+        if doc["state"] in ("done", "failed"):  # it ended while we asked
+            raise HTTPException(409, f"job {job_id} already ended ({doc['state']})")
+        return JSON(doc, status_code=202 if doc["state"] == "cancelling" else 200)
 
     @app.get("/api/nodes", tags=["graph"], response_model=schemas.NodeSearch)
     def nodes(token: reader, q: Annotated[str, Query(min_length=1, max_length=200)],

@@ -178,8 +178,9 @@ class Progress(_Open):
 class Job(_Open):
     id: str
     kind: str = Field(description="'upload': add a model, then label it.")
-    state: str = Field(description="queued, running, done or failed")
-    phase: str = Field(description="queued, checking, labelling, done or failed")
+    state: str = Field(description="queued, running, done, failed, cancelling (stops at its "
+                                   "worker's next step) or cancelled")
+    phase: str = Field(description="queued, checking, labelling, done, failed or cancelled")
     progress: Progress
     message: str = Field(description="Why the job failed, or what it produced.")
     model_id: str | None = Field(description="The model, once added (live when state is done).")

@@ -154,6 +154,18 @@ class HubService:
     def job(self, job_id: str) -> dict[str, Any]:
         return self.jobs.get(job_id).to_dict()
 
+    def cancel_job(self, job_id: str) -> dict[str, Any]:
+        """Cancel a job (queued: now, its staged upload deleted; running: ``cancelling`` until
+        its worker stops and removes what it made). The answer's state says which."""
+        import shutil
+
+        from .uploads import staging_dir
+
+        info = self.jobs.cancel(job_id)
+        if info.state == "cancelled" and info.started_at is None:  # never claimed: ours to tidy
+            shutil.rmtree(staging_dir(self.hub.root, info.id), ignore_errors=True)
+        return info.to_dict()
+
     def job_list(self, state: str | None, limit: int) -> dict[str, Any]:
         return {"jobs": [j.to_dict() for j in self.jobs.list(state, limit)]}
 

@@ -73,6 +73,30 @@ def test_concept_search_ranks_the_models_that_serve_a_node(client, table):
     assert missing.status_code == 404 and missing.json()["error"] == "UnknownNameError"
 
 
+def test_the_concept_search_from_the_sql_index_agrees_with_the_label_scan(client, table):
+    """The server answers from the candidate index (Hub.serving); scanning every label
+    (coverage.node_models) must give the same models, counts and order at every node."""
+    from mll.selection.coverage import indexed_node_models, node_models
+
+    nodes = sorted(set().union(*table.sample_node_ancestors.values()))
+    heads = {c.wnid for m in table.experts for c in m.info.classes if c.wnid}
+    nodes = sorted(set(nodes) | {a for h in heads for a in table.ancestors(h)})
+    nodes = nodes[:: max(1, len(nodes) // 150)]  # 150 of them, spread: a scan per node is slow
+    assert len(nodes) >= 150
+    served = 0
+    for wnid in nodes:
+        scanned = [m.to_dict() for m in node_models(table, wnid)]
+        assert [m.to_dict() for m in indexed_node_models(table, wnid)] == scanned, wnid
+        served += bool(scanned)
+        for kind in ("expert", "vlm"):
+            assert [m.to_dict() for m in indexed_node_models(table, wnid, kind)] == [
+                m for m in scanned if m["kind"] == kind], (wnid, kind)
+    assert served > 75
+    doc = _get(client, "/api/models", concept="footwear.n.01", kind="expert")
+    assert doc["models"] == json.loads(json.dumps(
+        [m.to_dict() for m in node_models(table, "n03381126") if m.kind == "expert"]))
+
+
 def test_one_model_with_classes_on_the_graph_and_accuracy_per_node(client, table):
     from mll.selection.coverage import model_nodes
 

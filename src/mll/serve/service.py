@@ -83,13 +83,13 @@ class HubService:
         if concept is None:
             return {"concept": None, "models": [i.summary() for i in self.hub.list(kind, family)]}
         from ..hub.hub import check_kind
-        from ..selection.coverage import node_models
+        from ..selection.coverage import indexed_node_models
 
         check_kind(kind)  # the same check of kind as without a concept
         table = self.labels()
         wnid = table.graph.resolve(concept)
-        served = [m.to_dict() for m in node_models(table, wnid)
-                  if kind in (None, m.kind) and family in (None, m.family)]
+        served = [m.to_dict() for m in indexed_node_models(table, wnid, kind)
+                  if family in (None, m.family)]
         return {"concept": self._node_ref(wnid), "models": served}
 
     def model(self, ref: str) -> dict[str, Any]:
@@ -189,7 +189,7 @@ class HubService:
     def node(self, ref: str, samples: int = NODE_SAMPLES) -> dict[str, Any]:
         """A node (wnid, synset name or word) with parents, children, sample images (counts, and
         up to ``samples`` of them to show, each with its URL) and models."""
-        from ..selection.coverage import node_models, sample_image_list, sample_images
+        from ..selection.coverage import indexed_node_models, sample_image_list, sample_images
 
         table = self.labels()
         graph = table.graph
@@ -202,7 +202,7 @@ class HubService:
             "sample_images": sample_images(table, wnid),
             "samples": [i | {"url": f"/api/images/{i['id']}"}
                         for i in sample_image_list(table, wnid, samples)],
-            "models": [m.to_dict() for m in node_models(table, wnid)]}
+            "models": [m.to_dict() for m in indexed_node_models(table, wnid)]}
 
     def sample_image(self, image_id: str):
         """The stored location and bytes of a sample image of the current corpus (an unknown

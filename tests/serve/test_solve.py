@@ -1,5 +1,5 @@
-"""Solve over HTTP on a private view of the quick starter hub: real sample images sent as files
-and as a zip, predictions equal to the Python API's, the report and the predictor served, old
+"""Solve over HTTP on a private view of the quick starter hub: real sample images (fetched from
+/api/images) sent as files and as a zip, predictions equal to the Python API's, the report and the predictor served, old
 solves pruned; and the pages that show the hub (search, model, node with its images)."""
 
 from __future__ import annotations
@@ -31,13 +31,12 @@ def client(starter_view):
 @pytest.fixture(scope="module")
 def images(client) -> list[tuple[str, bytes]]:
     """Two real sample images of each class, as PNG files, fetched through the image route."""
-    service = client.app.state.service
     out = []
     for word in ("sandal", "sneaker", "boot"):
-        for image_id in service.node_images(word, limit=2):
-            answer = client.get(f"/images/{image_id}")
+        for sample in client.get(f"/api/nodes/{word}").json()["samples"][:2]:
+            answer = client.get(sample["url"])
             assert answer.status_code == 200 and answer.headers["content-type"] == "image/png"
-            out.append((f"{word}-{image_id[:8]}.png", answer.content))
+            out.append((f"{word}-{sample['id'][:8]}.png", answer.content))
     return out
 
 
@@ -108,9 +107,9 @@ def test_pages_show_search_models_and_nodes(client):
     assert page.status_code == 200 and "<svg class=\"chart\"" in page.text
     assert "Strengths by image style" in page.text and "sandal" in page.text
     node = client.get("/nodes/sandal")
-    images = service.node_images("sandal")
-    assert node.status_code == 200 and all(f"/images/{i}" in node.text for i in images)
-    assert client.get("/images/" + "0" * 64).status_code == 404
+    samples = service.node("sandal")["samples"]
+    assert node.status_code == 200 and samples
+    assert all(f'src="{i["url"]}?size=128"' in node.text for i in samples)
     home = client.get("/")
     figures = service.figures()
     assert f"<b>{figures['models']}</b> models" in home.text

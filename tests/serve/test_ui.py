@@ -166,3 +166,23 @@ def test_login_with_a_token_and_refusals(empty_hub, tokens):
     page = client.get("/upload")
     assert page.status_code == 200 and "(uploader)" in page.text
     assert tokens["uploader"] not in page.text
+
+
+def test_solves_and_uploads_from_pages_spend_the_rate_limits(empty_hub, tokens):
+    settings = ServeSettings(solve_per_minute=1.0, solve_burst=1, upload_per_minute=1.0,
+                             upload_burst=1)
+    client = TestClient(create_app(empty_hub, settings=settings))
+    _login(client, token=tokens["uploader"])
+    csrf = _csrf(client.get("/"))
+    form = {"csrf": csrf, "classes": "sandal\nsneaker"}
+    first = client.post("/task", data=form, files={"files": ("a.png", b"x")})
+    assert first.status_code != 429
+    again = client.post("/task", data=form, files={"files": ("a.png", b"x")})
+    assert again.status_code == 429 and "too many solves" in again.text
+    # a token login shares the token's bucket with the API
+    api = client.post("/api/solve", headers={"Authorization": f"Bearer {tokens['uploader']}"},
+                      data={"classes": "a\nb"}, files={"files": ("a.png", b"x")})
+    assert api.status_code == 429 and api.headers["retry-after"]
+    upload = {"csrf": csrf, "classes": "a\nb\n"}
+    assert client.post("/upload", data=upload).status_code != 429
+    assert client.post("/upload", data=upload).status_code == 429

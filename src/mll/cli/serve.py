@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..labels.executors import executors
+from ..serve import settings as defaults
 from ._options import emit_json, hub_option, json_option
 from .hub import _open, db_option
 
@@ -24,12 +25,21 @@ from .hub import _open, db_option
               show_default=True, help="Where the workers label (as 'mll label --executor').")
 @click.option("--max-upload-mb", default=1024, show_default=True, type=click.IntRange(1),
               help="Largest model file an upload may send.")
+@click.option("--uploads-per-minute", default=defaults.DEFAULT_UPLOADS_PER_MINUTE, show_default=True, type=click.FloatRange(0),
+              help="Uploads each token (or anonymous address) may make a minute; 0: no limit.")
+@click.option("--upload-burst", default=defaults.DEFAULT_UPLOAD_BURST, show_default=True, type=click.IntRange(1),
+              help="Uploads one may make at once before --uploads-per-minute applies.")
+@click.option("--solves-per-minute", default=defaults.DEFAULT_SOLVES_PER_MINUTE, show_default=True, type=click.FloatRange(0),
+              help="Solves each token (or anonymous address) may ask a minute; 0: no limit.")
+@click.option("--solve-burst", default=defaults.DEFAULT_SOLVE_BURST, show_default=True, type=click.IntRange(1),
+              help="Solves one may ask at once before --solves-per-minute applies.")
 @click.option("--keep-solves", default=50, show_default=True, type=click.IntRange(1),
               help="Solved tasks whose report and predictor stay downloadable.")
 @hub_option
 @db_option
 def serve(host: str, port: int, public: bool, workers: int, executor: str, max_upload_mb: int,
-          keep_solves: int, hub: Path, db: str | None) -> None:
+          uploads_per_minute: float, upload_burst: int, solves_per_minute: float,
+          solve_burst: int, keep_solves: int, hub: Path, db: str | None) -> None:
     """Serve the hub's HTTP API (OpenAPI schema at /openapi.json, interactive docs at /docs)."""
     from ..errors import MissingDependencyError, NotBuiltError
     from ..serve import ServeSettings, create_app
@@ -38,8 +48,11 @@ def serve(host: str, port: int, public: bool, workers: int, executor: str, max_u
         import uvicorn
     except ImportError:
         raise MissingDependencyError("mll serve needs uvicorn; install mll[serve]") from None
-    app = create_app(hub, db, ServeSettings(public=public, keep_solves=keep_solves,
-                                            max_upload_bytes=max_upload_mb * 1024**2))
+    app = create_app(hub, db, ServeSettings(
+        public=public, max_upload_bytes=max_upload_mb * 1024**2,
+        upload_per_minute=uploads_per_minute, upload_burst=upload_burst,
+        solve_per_minute=solves_per_minute, solve_burst=solve_burst,
+        keep_solves=keep_solves))
     try:  # load the labels now, so the first requests do not wait for them
         app.state.service.warm()
     except NotBuiltError as exc:
@@ -111,7 +124,7 @@ class _WorkerPool:
 @click.option("--address", default=None, help="Ray cluster address (default: a local cluster).")
 @click.option("--batch", default=64, show_default=True, type=click.IntRange(1),
               help="Sample images per shard: what a job re-claimed after a crash resumes from.")
-@click.option("--lease", default=30.0, show_default=True, type=click.FloatRange(1.0),
+@click.option("--lease", default=defaults.DEFAULT_SOLVES_PER_MINUTE, show_default=True, type=click.FloatRange(1.0),
               help="Seconds a claimed job stays this worker's without renewal; a job whose "
                    "worker died is claimed again after it.")
 @click.option("--poll", default=1.0, show_default=True, type=click.FloatRange(0.05),

@@ -9,6 +9,10 @@ from ..errors import InvalidParameterError
 DEFAULT_MAX_BODY_BYTES = 1024**2  # a select request with thousands of class names fits
 DEFAULT_MAX_UPLOAD_BYTES = 1024**3  # a ViT-B CLIP in safetensors is about 600 MB
 DEFAULT_MAX_SOLVE_BYTES = 256 * 1024**2  # a few hundred photographs, or a zip of them
+# Per principal (token, or client address when anonymous): each upload is a labelling job of
+# seconds to minutes; each solve runs models on the sent images.
+DEFAULT_UPLOADS_PER_MINUTE, DEFAULT_UPLOAD_BURST = 6.0, 3
+DEFAULT_SOLVES_PER_MINUTE, DEFAULT_SOLVE_BURST = 30.0, 10
 
 
 @dataclass(frozen=True)
@@ -20,6 +24,8 @@ class ServeSettings:
     a model's weights file (the upload route alone accepts bodies that large).
     ``max_solve_bytes``: the same for the images of a task to solve. ``keep_solves``: solved
     tasks whose report and predictor stay downloadable (older ones are pruned).
+    ``upload_per_minute``/``upload_burst`` and ``solve_per_minute``/``solve_burst``: each
+    principal's rate limits (:mod:`mll.serve.ratelimit`; 0 a minute: no limit).
     """
 
     public: bool = False
@@ -27,6 +33,10 @@ class ServeSettings:
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     max_solve_bytes: int = DEFAULT_MAX_SOLVE_BYTES
     keep_solves: int = 50
+    upload_per_minute: float = DEFAULT_UPLOADS_PER_MINUTE
+    upload_burst: int = DEFAULT_UPLOAD_BURST
+    solve_per_minute: float = DEFAULT_SOLVES_PER_MINUTE
+    solve_burst: int = DEFAULT_SOLVE_BURST
 
     def __post_init__(self) -> None:
         if isinstance(self.keep_solves, bool) or not isinstance(self.keep_solves, int) \
@@ -38,3 +48,18 @@ class ServeSettings:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidParameterError(f"ServeSettings.{name} must be a positive number "
                                             f"of bytes, got {value!r}")
+        for action in ("upload", "solve"):
+            check_rate(getattr(self, f"{action}_per_minute"), getattr(self, f"{action}_burst"),
+                       f"ServeSettings.{action}_")
+
+
+def check_rate(per_minute: object, burst: object, owner: str = "rate limit ") -> None:
+    """Refuse a rate (requests a minute, 0 for no limit) or burst that is not a bound."""
+    import math
+
+    if isinstance(per_minute, bool) or not isinstance(per_minute, (int, float)) \
+            or not math.isfinite(per_minute) or per_minute < 0:
+        raise InvalidParameterError(f"{owner}per_minute must be a number >= 0 (0: no limit), "
+                                    f"got {per_minute!r}")
+    if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
+        raise InvalidParameterError(f"{owner}burst must be an integer >= 1, got {burst!r}")

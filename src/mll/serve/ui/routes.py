@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, FastAPI, File, Form, Request, UploadFile
+from fastapi import APIRouter, FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -97,6 +97,17 @@ def register(app: FastAPI) -> None:
         if not expected or not same_token(expected, given):
             raise _Refused(403, "this form was not sent from this site's page, or the page is "
                                 "too old; reload it and send the form again")
+
+    def spend(request: Request, action: str) -> str | None:
+        """Spend one request of the caller's ``action`` rate limit (the API's buckets; a token
+        login shares its token's); the refusal's message when it is spent."""
+        from ..ratelimit import limit
+
+        try:
+            limit(action)(request)
+        except HTTPException as exc:
+            return str(exc.detail)
+        return None
 
     def page(request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
         token, fresh = csrf_value(request)
@@ -193,16 +204,7 @@ def register(app: FastAPI) -> None:
     @router.get("/nodes/{ref}")
     def node_page(request: Request, ref: str) -> HTMLResponse:
         viewer(request)
-        node = guarded(service.node, ref)
-        return page(request, "node.html", n=node,
-                    images=guarded(service.node_images, node["wnid"]))
-
-    @router.get("/images/{image_id}")
-    def sample_image(request: Request, image_id: str) -> Response:
-        viewer(request)
-        png = guarded(service.sample_image_png, image_id[:100])
-        return Response(png, media_type="image/png",
-                        headers={"Cache-Control": "private, max-age=86400"})
+        return page(request, "node.html", n=guarded(service.node, ref))
 
     # -- a new task -----------------------------------------------------------------------------
     @router.get("/task")
@@ -227,6 +229,10 @@ def register(app: FastAPI) -> None:
         check_csrf(request, csrf)
         viewer(request)
         sent = [(f.filename or "", f.file) for f in files if f.filename]
+        refused = spend(request, "solve")
+        if refused:
+            return page(request, "task.html", 429, classes=classes, domain=domain, plan=None,
+                        result=None, error=refused)
         try:
             result = service.solve(classes, domain, sent, max_bytes=settings.max_solve_bytes,
                                    keep=settings.keep_solves)
@@ -256,6 +262,9 @@ def register(app: FastAPI) -> None:
         session = viewer(request, "uploader")
         form = {"classes": classes, "name": name, "description": description, "kind": kind,
                 "family": family, "license": license, "domain": domain}
+        refused = spend(request, "upload")
+        if refused:
+            return page(request, "upload.html", 429, form=form, error=refused)
         try:
             if weights is None or not weights.filename:
                 raise errors.InvalidParameterError("choose the model's weights file")

@@ -54,12 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     from mll.hub.testing import hub_view
     from mll.serve import ServeSettings, create_app
     from mll.serve.accounts import Accounts
+    from mll.serve.tokens import TokenStore
 
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory(prefix="mll-serve-pages-") as tmp:
         hub = hub_view(args.hub.resolve(), Path(tmp) / "hub")
         with Hub.open(hub, create=False) as h:
             Accounts(h.store).create_user("bench", "reader", PASSWORD)
+            bearer = {"Authorization": f"Bearer {TokenStore(h.store).create('reader')[1]}"}
         settings = ServeSettings(solve_per_minute=0)  # time the solves, not the limiter
         client = TestClient(create_app(hub, settings=settings))
         start = time.perf_counter()
@@ -87,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                 images.append((f"{word}.png", client.get(sample["url"]).content))
 
         def solve():
-            answer = client.post("/api/solve", data={"classes": CLASSES},
+            answer = client.post("/api/solve", data={"classes": CLASSES}, headers=bearer,
                                  files=[("files", f) for f in images])
             assert answer.status_code == 200, answer.text
         rows.append((f"POST /api/solve ({len(images)} images; report and predictor written)",

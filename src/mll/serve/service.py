@@ -9,6 +9,7 @@ shaped for the wire; nothing here chooses or ranks models itself. The HTTP layer
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 from pathlib import Path
@@ -21,13 +22,16 @@ logger = logging.getLogger(__name__)
 
 #: Sample images a node's answer lists (its counts say how many there are in all).
 NODE_SAMPLES = 24
+#: Selections computed at once per core unless ServeSettings.concurrent_selects says otherwise.
+SELECTS_PER_CORE = 3
 _IMAGE_ID = re.compile(r"[0-9a-f]{64}")
 
 
 class HubService:
     """One hub, opened once: its model records, its labels (loaded on first use) and tokens."""
 
-    def __init__(self, hub: str | Path | None = None, db: str | None = None) -> None:
+    def __init__(self, hub: str | Path | None = None, db: str | None = None,
+                 concurrent_selects: int = 0) -> None:
         from ..selection import LabelTable
         from .jobs import JobQueue
         from .tokens import TokenStore
@@ -37,6 +41,12 @@ class HubService:
         self.tokens = TokenStore(self.hub.store)
         self.jobs = JobQueue(self.hub.store)
         self._load_lock = threading.Lock()
+        # Selection is mostly Python (it holds the GIL): many at once slow each one and starve
+        # every other request of the interpreter; three per core keep the cores busy (numpy
+        # parts run outside the GIL) and the reads fast (docs/serve.md has the measurements).
+        # Waiting threads cost nothing.
+        self.asking = threading.BoundedSemaphore(
+            concurrent_selects or SELECTS_PER_CORE * (os.cpu_count() or 1))
         self._labels_version: tuple | None = None
 
     def close(self) -> None:
@@ -260,4 +270,6 @@ class HubService:
         selector = make_selector(method, **(params or {}))
         selector.validate_params()
         task = Task.create(classes, domain=domain, pinned=pinned)
-        return plain(selector.fit(self.labels()).select(task).to_dict())
+        table = self.labels()
+        with self.asking:
+            return plain(selector.fit(table).select(task).to_dict())

@@ -335,6 +335,11 @@ def test_a_worker_can_label_on_the_ray_executor(upload_hub, tiny_onnx):
     assert "on-ray" in _names(found)
 
 
+def _nice(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[16])
+
+
 def _alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie waiting for a reaper counts as gone)."""
     try:
@@ -362,6 +367,8 @@ def test_the_workers_of_mll_serve_stop_with_it_even_when_it_is_killed(empty_hub,
         pids = [int(p) for p in re.search(r"pids ([\d, ]+)", log.read_text()).group(1)
                 .split(", ")]
         assert all(_alive(p) for p in pids)
+        # labelling yields the CPU to the server: its workers run at nice 10 (field 19 of stat)
+        _wait(lambda: all(_nice(p) == os.nice(0) + 10 for p in pids), 30, "the workers' nice")
     finally:
         proc.send_signal(sig)
         proc.wait(timeout=30)

@@ -4,6 +4,8 @@ every answer is what the Python API gives for the same question."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -239,3 +241,34 @@ def test_concurrent_selections_answer_as_serial_ones(client):
     with ThreadPoolExecutor(8) as pool:
         together = list(pool.map(ask, tasks * 2))
     assert together == serial * 2
+
+
+def test_selections_beyond_the_concurrency_limit_wait_their_turn(starter_view, monkeypatch):
+    """At most ``concurrent_selects`` selections compute at once; the others wait, and all are
+    answered."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mll.selection.base import Selector
+
+    app = create_app(starter_view, settings=ServeSettings(public=True, concurrent_selects=2))
+    client = TestClient(app)
+    running, peak = [0], [0]
+    lock = threading.Lock()
+    select = Selector.select
+
+    def counted(self, task, *args, **kwargs):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        try:
+            time.sleep(0.05)
+            return select(self, task, *args, **kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(Selector, "select", counted)
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(lambda _: client.post("/api/select", json=TASK).status_code,
+                              range(8)))
+    assert codes == [200] * 8 and peak[0] == 2

@@ -33,13 +33,17 @@ from .hub import _open, db_option
               help="Solves each token (or anonymous address) may ask a minute; 0: no limit.")
 @click.option("--solve-burst", default=defaults.DEFAULT_SOLVE_BURST, show_default=True, type=click.IntRange(1),
               help="Solves one may ask at once before --solves-per-minute applies.")
+@click.option("--concurrent-selects", default=0, show_default=True, type=click.IntRange(0),
+              help="Selections computed at once; more wait their turn so reads stay fast "
+                   "(0: three per core).")
 @click.option("--keep-solves", default=50, show_default=True, type=click.IntRange(1),
               help="Solved tasks whose report and predictor stay downloadable.")
 @hub_option
 @db_option
 def serve(host: str, port: int, public: bool, workers: int, executor: str, max_upload_mb: int,
           uploads_per_minute: float, upload_burst: int, solves_per_minute: float,
-          solve_burst: int, keep_solves: int, hub: Path, db: str | None) -> None:
+          solve_burst: int, concurrent_selects: int, keep_solves: int, hub: Path,
+          db: str | None) -> None:
     """Serve the hub's HTTP API (OpenAPI schema at /openapi.json, interactive docs at /docs)."""
     from ..errors import MissingDependencyError, NotBuiltError
     from ..serve import ServeSettings, create_app
@@ -52,7 +56,7 @@ def serve(host: str, port: int, public: bool, workers: int, executor: str, max_u
         public=public, max_upload_bytes=max_upload_mb * 1024**2,
         upload_per_minute=uploads_per_minute, upload_burst=upload_burst,
         solve_per_minute=solves_per_minute, solve_burst=solve_burst,
-        keep_solves=keep_solves))
+        concurrent_selects=concurrent_selects, keep_solves=keep_solves))
     try:  # load the labels now, so the first requests do not wait for them
         app.state.service.warm()
     except NotBuiltError as exc:
@@ -131,22 +135,30 @@ class _WorkerPool:
               help="Seconds between looks for a new job when the queue is empty.")
 @click.option("--max-jobs", default=None, type=click.IntRange(1),
               help="Exit after this many jobs (default: run until stopped).")
+@click.option("--nice", default=10, show_default=True, type=click.IntRange(0, 19),
+              help="Run at this lower CPU priority, so labelling takes only what the server's "
+                   "requests leave (0: as the shell).")
 @click.option("--with-parent", type=int, default=None, hidden=True,
               help="Exit (after the job in hand) once this process is gone: 'mll serve' passes "
                    "its pid, so its workers do not outlive it.")
 @hub_option
 @db_option
 def worker(executor: str, address: str | None, batch: int, lease: float, poll: float,
-           max_jobs: int | None, with_parent: int | None, hub: Path, db: str | None) -> None:
+           max_jobs: int | None, nice: int, with_parent: int | None, hub: Path,
+           db: str | None) -> None:
     """Run the hub's background jobs (uploads to check and label) until stopped.
 
     Run any number, on any machine that reaches the hub directory and database; each claims one
     job at a time.
     """
+    import os
     import signal
     import threading
 
     from ..serve.worker import Worker
+
+    if nice and hasattr(os, "nice"):
+        os.nice(nice)  # labelling is batch work; requests are waited for by people
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())  # finish the job in hand, then exit

@@ -8,6 +8,8 @@ codes; what each route answers is computed by the service from the Python API.
 import json
 import logging
 import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -152,11 +154,21 @@ def create_app(hub: str | Path | None = None, db: str | None = None,
     load on first use. Run it with any ASGI server; ``mll serve`` uses uvicorn.
     """
     settings = settings or ServeSettings()
-    service = HubService(hub, db)
+    service = HubService(hub, db, settings.concurrent_selects)
     logger.info("serving hub %s (database %s), %s reads", service.hub.root,
                 service.hub.store.shown, "anonymous" if settings.public else "token-only")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        """Size the route thread pool (selections waiting their turn each hold a thread)."""
+        import anyio.to_thread
+
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
+        yield
+
     app = FastAPI(title="mll", version=API_VERSION, default_response_class=JSON,
-                  max_body_size=settings.max_body_bytes, docs_url=None, redoc_url=None,
+                  lifespan=lifespan, max_body_size=settings.max_body_bytes, docs_url=None,
+                  redoc_url=None,
                   summary="A hub of image models labelled on a semantic graph: which models "
                           "serve a concept, how well, and which to combine for a new task.")
     app.state.service, app.state.settings = service, settings

@@ -9,6 +9,7 @@ shaped for the wire; nothing here chooses or ranks models itself. The HTTP layer
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 from pathlib import Path
@@ -21,13 +22,16 @@ logger = logging.getLogger(__name__)
 
 #: Sample images a node's answer lists (its counts say how many there are in all).
 NODE_SAMPLES = 24
+#: Selections computed at once per core unless ServeSettings.concurrent_selects says otherwise.
+SELECTS_PER_CORE = 3
 _IMAGE_ID = re.compile(r"[0-9a-f]{64}")
 
 
 class HubService:
     """One hub, opened once: its model records, its labels (loaded on first use) and tokens."""
 
-    def __init__(self, hub: str | Path | None = None, db: str | None = None) -> None:
+    def __init__(self, hub: str | Path | None = None, db: str | None = None,
+                 concurrent_selects: int = 0) -> None:
         from ..selection import LabelTable
         from .accounts import Accounts
         from .jobs import JobQueue
@@ -41,6 +45,12 @@ class HubService:
         self.accounts = Accounts(self.hub.store)
         self.solves = SolveStore(self.hub.root)
         self._load_lock = threading.Lock()
+        # Selection is mostly Python (it holds the GIL): many at once slow each one and starve
+        # every other request of the interpreter; three per core keep the cores busy (numpy
+        # parts run outside the GIL) and the reads fast (docs/serve.md has the measurements).
+        # Waiting threads cost nothing.
+        self.asking = threading.BoundedSemaphore(
+            concurrent_selects or SELECTS_PER_CORE * (os.cpu_count() or 1))
         self._labels_version: tuple | None = None
 
     def close(self) -> None:
@@ -264,7 +274,9 @@ class HubService:
         selector = make_selector(method, **(params or {}))
         selector.validate_params()
         task = Task.create(classes, domain=domain, pinned=pinned)
-        return plain(selector.fit(self.labels()).select(task).to_dict())
+        table = self.labels()
+        with self.asking:
+            return plain(selector.fit(table).select(task).to_dict())
 
     def solve(self, classes: str | list[str], domain: str,
               files: list[tuple[str, Any]], *, method: str = "chco", max_bytes: int,
@@ -274,7 +286,6 @@ class HubService:
 
         ``classes``: a list, or text with one class per line (commas also separate).
         """
-        import re
         import shutil
 
         from ..reuse import solve
@@ -293,8 +304,9 @@ class HubService:
                     f"{staged.skipped[0]['file']!r}: {staged.skipped[0]['reason']}")
             table = self.labels()
             try:
-                result = solve(table, task, staged.folder, method=method,
-                               report=work / "report.html", save=work / "predictor.zip")
+                with self.asking:  # a solve selects too: it waits its turn as selections do
+                    result = solve(table, task, staged.folder, method=method,
+                                   report=work / "report.html", save=work / "predictor.zip")
             except InvalidParameterError as exc:  # name the sent files, not the staging paths
                 raise InvalidParameterError(self._sent_names(str(exc), staged)) from None
             names = [staged.names[Path(p).name] for p in result.paths]
@@ -329,12 +341,6 @@ class HubService:
     def solve_file(self, solve_id: str, which: str) -> Path:
         """A kept solve's ``report`` (HTML) or ``predictor`` (zip)."""
         return self.solves.path(solve_id, which)
-
-    def solve_result(self, solve_id: str) -> dict[str, Any]:
-        """A kept solve's answer, as ``solve`` returned it."""
-        import json
-
-        return json.loads(self.solves.path(solve_id, "result").read_text())
 
     # -- pages ----------------------------------------------------------------------------------
     def figures(self) -> dict[str, Any]:

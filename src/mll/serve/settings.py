@@ -13,6 +13,8 @@ DEFAULT_MAX_SOLVE_BYTES = 256 * 1024**2  # a few hundred photographs, or a zip o
 # seconds to minutes; each solve runs models on the sent images.
 DEFAULT_UPLOADS_PER_MINUTE, DEFAULT_UPLOAD_BURST = 6.0, 3
 DEFAULT_SOLVES_PER_MINUTE, DEFAULT_SOLVE_BURST = 30.0, 10
+# Route threads: enough that requests waiting for a selection never hold up reads.
+DEFAULT_THREADS = 128
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,9 @@ class ServeSettings:
     tasks whose report and predictor stay downloadable (older ones are pruned).
     ``upload_per_minute``/``upload_burst`` and ``solve_per_minute``/``solve_burst``: each
     principal's rate limits (:mod:`mll.serve.ratelimit`; 0 a minute: no limit).
+    ``concurrent_selects``: selections computed at once (0: three per core); more wait their turn,
+    so pure-Python selection work never crowds the reads out of the interpreter. ``threads``:
+    the thread pool the routes run in.
     """
 
     public: bool = False
@@ -37,6 +42,8 @@ class ServeSettings:
     upload_burst: int = DEFAULT_UPLOAD_BURST
     solve_per_minute: float = DEFAULT_SOLVES_PER_MINUTE
     solve_burst: int = DEFAULT_SOLVE_BURST
+    concurrent_selects: int = 0
+    threads: int = DEFAULT_THREADS
 
     def __post_init__(self) -> None:
         if isinstance(self.keep_solves, bool) or not isinstance(self.keep_solves, int) \
@@ -48,6 +55,11 @@ class ServeSettings:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidParameterError(f"ServeSettings.{name} must be a positive number "
                                             f"of bytes, got {value!r}")
+        for name in ("concurrent_selects", "threads"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < (name == "threads"):
+                raise InvalidParameterError(f"ServeSettings.{name} must be a whole number >= "
+                                            f"{int(name == 'threads')}, got {value!r}")
         for action in ("upload", "solve"):
             check_rate(getattr(self, f"{action}_per_minute"), getattr(self, f"{action}_burst"),
                        f"ServeSettings.{action}_")

@@ -1,14 +1,16 @@
 """Load on ``mll serve``: concurrent 10-class selections while uploads are being labelled.
 
     MLL_TEST_HUB=... .venv/bin/python benchmarks/serve_load.py [--clients 32] [--duration 60]
-        [--uploads 3] [--hub DIR] [--json]
+        [--uploads 3] [--think 0] [--hub DIR] [--json]
 
 Starts a real ``mll serve --workers 1`` process on a private copy of a labelled hub (default:
 the quick starter hub of the tests; its corpus and graph are symlinked, its artifacts and labels
 hard-linked, its databases copied, so the hub itself is not changed). Then, for ``--duration``
 seconds, ``--clients`` concurrent clients (one asyncio loop, httpx) each send 10-class
-``POST /api/select`` requests back to back (each a random 10 of the 30 classes of three
-tasks, so answers cannot come from a cache), while ``--uploads`` tiny real CNNs (ONNX, 3 footwear
+``POST /api/select`` requests (each a random 10 of the 30 classes of three tasks, so answers
+cannot come from a cache), back to back by default, or, with ``--think S``, each client pausing a
+random time (exponential, mean S seconds, seeded) after each answer as a person reading the plan
+would; while ``--uploads`` tiny real CNNs (ONNX, 3 footwear
 classes, different weights) are uploaded in the first seconds and labelled by the server's worker
 on every sample image. A separate read probe asks ``GET /api/models``, ``GET /api/models?concept=``
 and ``GET /api/nodes/{ref}`` in turn, one at a time, and its latencies are reported apart, split
@@ -89,7 +91,7 @@ def _tiny_onnx(seed: int, dest: Path) -> bytes:
 
 
 async def _run(base: str, reader: str, uploader: str, onnx: list[bytes], clients: int,
-               duration: float) -> dict:
+               duration: float, think: float) -> dict:
     import httpx
 
     from mll._io import progress
@@ -116,6 +118,8 @@ async def _run(base: str, reader: str, uploader: str, onnx: list[bytes], clients
                 except httpx.HTTPError as exc:
                     errors.append(f"select: {type(exc).__name__}: {exc}")
                 selects.append((t - start, time.monotonic() - t))
+                if think > 0:
+                    await asyncio.sleep(rng.expovariate(1.0 / think))
 
         async def prober() -> None:
             k = 0
@@ -194,12 +198,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--uploads", type=int, default=3)
+    parser.add_argument("--think", type=float, default=0.0,
+                        help="Mean seconds a client pauses after each answer (0: back to back).")
     parser.add_argument("--concurrent-selects", type=int, default=0,
                         help="Passed to 'mll serve' (0: its default, three per core).")
     parser.add_argument("--json", action="store_true", help="Print one JSON document.")
     args = parser.parse_args(argv)
-    if args.clients < 1 or args.duration < 5 or args.uploads < 0:
-        print("Error: --clients must be >= 1, --duration >= 5 s, --uploads >= 0", file=sys.stderr)
+    if args.clients < 1 or args.duration < 5 or args.uploads < 0 or not args.think >= 0:
+        print("Error: --clients must be >= 1, --duration >= 5 s, --uploads >= 0, --think >= 0",
+              file=sys.stderr)
         return 2
     if not (args.hub / "mll.db").exists() or not (args.hub / "labels").is_dir():
         print(f"Error: no labelled hub at {args.hub}; build one with 'mll starter --quick'",
@@ -247,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
                 if answer.status_code != 200:
                     raise SystemExit(f"select {task['classes'][:2]}...: {answer.text[:300]}")
             load_before = os.getloadavg()[0]
-            result = asyncio.run(_run(base, reader, uploader, onnx, args.clients, args.duration))
+            result = asyncio.run(_run(base, reader, uploader, onnx, args.clients, args.duration,
+                                     args.think))
             load_after = os.getloadavg()[0]
         finally:
             server.terminate()
@@ -257,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
                 server.kill()
                 server.wait()
             log.close()
-    result = {"hub": str(args.hub), "clients": args.clients, "duration_s": args.duration,
+    result = {"hub": str(args.hub), "clients": args.clients, "think_s": args.think,
+              "duration_s": args.duration,
               "uploads": args.uploads, "concurrent_selects": args.concurrent_selects,
               "cores": os.cpu_count(),
               "load_average_before": round(load_before, 2),
@@ -266,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result, indent=2))
         return 0
     s, r = result["select"], result["read"]
-    print(f"{args.clients} clients, {args.duration:g} s, {args.uploads} uploads labelled in the "
+    pace = f"pausing {args.think:g} s on average" if args.think else "back to back"
+    print(f"{args.clients} clients ({pace}), {args.duration:g} s, {args.uploads} uploads labelled in the "
           f"background; {os.cpu_count()} cores; load average {load_before:.1f} before, "
           f"{load_after:.1f} after\n")
     print("| requests | n | per s | p50 ms | p95 ms | p99 ms | max ms |\n|---|---:|---:|---:|---:|"

@@ -286,13 +286,11 @@ def create_app(hub: str | Path | None = None, db: str | None = None,
         job = service.jobs.get(job_id)
         if job.created_by != token.id and not token.allows("admin"):
             raise HTTPException(403, "only the job's uploader or an admin can cancel it")
-        if job.state in ("done", "failed"):
-            raise HTTPException(409, f"job {job_id} already ended ({job.state}); remove its "
-                                     "model instead" if job.state == "done" else
-                                f"job {job_id} already ended ({job.state})")
-        doc = service.cancel_job(job_id)
-        if doc["state"] in ("done", "failed"):  # it ended while we asked
-            raise HTTPException(409, f"job {job_id} already ended ({doc['state']})")
+        doc = service.cancel_job(job_id) if job.state not in ("done", "failed") else job.to_dict()
+        if doc["state"] in ("done", "failed"):  # ended before, or while we asked
+            hint = "; remove its model instead (DELETE /api/models/{ref})" \
+                if doc["state"] == "done" else ""
+            raise HTTPException(409, f"job {job_id} already ended ({doc['state']}){hint}")
         return JSON(doc, status_code=202 if doc["state"] == "cancelling" else 200)
 
     @app.get("/api/nodes", tags=["graph"], response_model=schemas.NodeSearch)

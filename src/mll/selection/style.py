@@ -34,6 +34,9 @@ MIN_EVIDENCE = 4  # in-domain images of each style under a subtree before its ga
 # over the whole task before the style ratio is applied (a cell holds 2-6 images); fitted on
 # photo tasks built from the sample role (benchmarks/style_transfer_tasks.py)
 CELL_PRIOR = 1.0
+# pseudo-images pulling a borrowed estimate towards the model's figure over the whole hub (set,
+# equal to MIN_EVIDENCE: a subtree's own images outweigh the hub once it has the minimum)
+BORROW_PRIOR = 4.0
 GROUP_OF = {"photo32": "photo", "user": "photo"}  # style head -> the group it is judged with
 
 
@@ -73,6 +76,9 @@ class StyleCounts:
         self.model_ids: list[str] = []
         self.correct = np.zeros((0, len(self.nodes), len(self.groups)))
         self.count = np.zeros_like(self.correct)
+        # (models, sample images): share of the wrong answers scored above the right one
+        # (NaN: out of the model's domain); what K-way accuracy away from the hub's tasks rests on
+        self.beaten = np.zeros((0, len(self.image_node)), dtype=np.float32)
         self._under: dict[str, np.ndarray] = {}
         self._chains: dict[str, list[tuple[int, str]]] = {}
 
@@ -80,10 +86,13 @@ class StyleCounts:
     def of(cls, table) -> StyleCounts:
         counts = cls(table)
         rows = [(m.id, *counts._model_hits(m)) for m in table.models.values()]
-        rows.append(("proto", *counts._proto_hits()))
+        hit, inside = counts._proto_hits()
+        rows.append(("proto", hit, inside, np.full(len(hit), np.nan, dtype=np.float32)))
         counts.model_ids = [r[0] for r in rows]
-        counts.correct = np.stack([counts._cells(hit & inside) for _, hit, inside in rows])
-        counts.count = np.stack([counts._cells(inside) for _, _, inside in rows])
+        counts.correct = np.stack([counts._cells(hit & inside) for _, hit, inside, _ in rows])
+        counts.count = np.stack([counts._cells(inside) for _, _, inside, _ in rows])
+        counts.beaten = np.stack([np.where(inside, rank, np.nan).astype(np.float32)
+                                  for _, _, inside, rank in rows])
         return counts
 
     def _cells(self, mask: np.ndarray) -> np.ndarray:
@@ -91,21 +100,40 @@ class StyleCounts:
         np.add.at(out, (self.image_node[mask], self.image_group[mask]), 1.0)
         return out
 
-    def _model_hits(self, label) -> tuple[np.ndarray, np.ndarray]:
-        """(right, in domain) per sample image for one model."""
+    def _model_hits(self, label) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(right, in domain, share of wrong answers beating the right one) per sample image."""
         nodes = self.table.image_nodes.tolist()
         if label.kind == "vlm":
             text_idx = {v: i for i, v in enumerate(label.text_nodes.tolist())}
             truth = np.array([text_idx.get(v, -1) for v in nodes])
-            pred = (label.outputs @ label.text_emb.T).argmax(axis=1)
-            return pred == truth, truth >= 0
+            scores = label.outputs @ label.text_emb.T
+            inside = truth >= 0
+            true = scores[np.arange(len(nodes)), np.maximum(truth, 0)]
+            beaten = (scores > true[:, None]).sum(axis=1) / max(scores.shape[1] - 1, 1)
+            return scores.argmax(axis=1) == truth, inside, beaten.astype(np.float32)
         heads = [c.wnid for c in label.info.classes]
-        pred = label.outputs.argmax(axis=1)
+        scores = label.outputs
+        pred = scores.argmax(axis=1)
         anc = self.table.sample_node_ancestors
         ok = np.array([heads[p] in anc[v] if heads[p] else False
                        for p, v in zip(pred.tolist(), nodes, strict=True)])
-        covered_nodes = {v for v in set(nodes) if any(h in anc[v] for h in heads if h)}
-        return ok, np.array([v in covered_nodes for v in nodes])
+        head_of: dict[str, list[int]] = {}
+        for j, h in enumerate(heads):
+            if h:
+                head_of.setdefault(h, []).append(j)
+        beaten = np.full(len(nodes), np.nan, dtype=np.float32)
+        order = np.argsort(self.image_node, kind="stable")
+        starts = np.searchsorted(self.image_node[order], np.arange(len(self.nodes) + 1))
+        for i, v in enumerate(self.nodes):
+            right = [j for a in anc[v] for j in head_of.get(a, ())]
+            if not right:
+                continue
+            rows = order[starts[i]:starts[i + 1]]
+            sub = scores[rows]
+            true = sub[:, right].max(axis=1)
+            above = (sub > true[:, None]).sum(axis=1)  # the right heads never beat their max
+            beaten[rows] = above / max(len(heads) - len(right), 1)
+        return ok, ~np.isnan(beaten), beaten
 
     def _proto_hits(self) -> tuple[np.ndarray, np.ndarray]:
         """Leave-one-picture-out nearest node mean on the prototype backbone's features."""
@@ -177,6 +205,45 @@ class StyleCounts:
                 acc_t = (c[mask, t].sum() + 1) / (nt + 2)
                 return Gap(float(acc_t / acc_s), dist, int(nt))
         return None
+
+    def borrowed(self, model_id: str, wnid: str, group: str | None, n_classes: int
+                 ) -> Borrowed | None:
+        """A model's expected accuracy on a class without any sample image, among ``n_classes``.
+
+        Each in-domain sample image of the target's style group (every group: ``None``) under
+        the nearest ancestor of ``wnid`` holding at least ``MIN_EVIDENCE`` of them says how
+        often the model's right answer beats ``n_classes - 1`` wrong ones drawn from its
+        others: ``(1 - beaten) ** (n_classes - 1)``. Their mean is shrunk towards the same
+        figure over the whole hub by ``BORROW_PRIOR`` pseudo-images.
+        """
+        i = self.row(model_id)
+        if i is None or (group is not None and group not in self.groups):
+            return None
+        rank = self.beaten[i]
+        keep = ~np.isnan(rank)
+        if group is not None:
+            keep &= self.image_group == self.groups.index(group)
+        if not keep.any():
+            return None
+        wins = np.where(keep, (1.0 - np.nan_to_num(rank)) ** max(n_classes - 1, 0), 0.0)
+        overall = float(wins.sum() / keep.sum())
+        levels = self.chain(wnid) + [(len(self.chain(wnid)), None)]
+        for dist, a in levels:
+            mask = keep & self.under(a)[self.image_node] if a is not None else keep
+            n = int(mask.sum())
+            if n >= MIN_EVIDENCE:
+                value = (float(wins[mask].sum()) + BORROW_PRIOR * overall) / (n + BORROW_PRIOR)
+                return Borrowed(value, dist, n)
+        return None
+
+
+@dataclass(frozen=True)
+class Borrowed:
+    """A model's accuracy on a class estimated from related concepts' sample images."""
+
+    accuracy: float
+    distance: int  # levels climbed from the class node to the evidence (as in :class:`Gap`)
+    n_images: int
 
 
 LOOK_NEIGHBOURS = 10  # sample images each target image votes with (set, not fitted)

@@ -180,6 +180,7 @@ def assemble(method: str, scorer: ProxyScorer, proposal: Proposal, seconds: floa
     distance = style_distance(scorer, plan)
     estimates = per_class_estimates(pred, ctx, distance)
     carried = set(ctx.proxy_class[ctx.style_gap].tolist()) if ctx.style_gap.any() else set()
+    doc = calibration.rules_for(scorer.table)
     borrowed = borrowed_estimates(scorer, plan, [k for k, e in enumerate(estimates) if e[0] is None])
     classes = []
     for k, name in enumerate(ctx.task.classes):
@@ -189,7 +190,7 @@ def assemble(method: str, scorer: ProxyScorer, proposal: Proposal, seconds: floa
             raw, n_eff, distance[k] = borrowed[k]
             proxy_interval, where = wilson(raw * n_eff, n_eff), "borrowed"
         acc, interval = (None, None) if raw is None else \
-            calibration.rule(method, "class", where).apply(raw, n_eff)
+            calibration.rule(method, "class", where, doc).apply(raw, n_eff)
         models = proposal.per_class[k]
         kinds = {m["kind"] for m in models}
         covered = "expert" if "expert" in kinds else ("vlm" if models else "none")
@@ -205,13 +206,14 @@ def assemble(method: str, scorer: ProxyScorer, proposal: Proposal, seconds: floa
                                    not pinned and match_status(best) != "confident"))
     known = [c for c in classes if c.predicted_accuracy is not None]
     where = calibration.situation(ctx.target_style, bool(carried))
-    info: dict[str, Any] = {"level": calibration.LEVEL, "situation": where}
+    info: dict[str, Any] = {"level": calibration.LEVEL, "situation": where,
+                            "fitted_on": doc.get("fitted_on")}
     if known:
         raw = round(float(np.mean([c.evidence["proxy_accuracy"] for c in known])), 4)
         n_eff = sum(c.evidence["proxy_images"] / (1 + (c.evidence["style_distance"] or 0))
                     for c in known)
         evidence = round(float(np.mean([c.evidence["proxy_evidence"] for c in known])), 3)
-        task_acc, interval = calibration.rule(method, "task", where).apply(raw, evidence)
+        task_acc, interval = calibration.rule(method, "task", where, doc).apply(raw, evidence)
         info |= {"proxy_accuracy": raw, "proxy_interval": wilson(raw * n_eff, n_eff),
                  "proxy_evidence": evidence}
     else:

@@ -152,6 +152,7 @@ def run_bench(hub_dir: str | Path | None, config: BenchConfig = BenchConfig(), d
         "tasks": [{"name": t.name, "classes": len(t.classes), "images": len(t.image_ids),
                    "domain": t.domain} for t in tasks],
         "methods": methods,
+        "calibration": calibration.rules_for(table).get("fitted_on"),
         "looked_style": {t.name: {"style": looked[t.name][0], "votes": looked[t.name][1]}
                          for t in tasks},
         "accuracy": {t.name: {m: round(results[t.name][m]["accuracy"], 4) for m in methods}

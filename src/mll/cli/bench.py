@@ -37,14 +37,18 @@ def command(quick: bool, out_dir: Path, orders: int, seed: int, db, hub: Path, a
               help="Seeded rounds of proxy tasks (more: tighter rules, longer run).")
 @click.option("--classes", default=20, show_default=True, type=click.IntRange(2),
               help="Concepts per proxy task.")
+@click.option("--methods", default=None, metavar="ROWS",
+              help="Comma-separated benchmark rows to fit (e.g. chco,vlm); the others keep the "
+                   "shipped rules. Default: every zero-shot method.")
 @click.option("--db", default=None, envvar="MLL_DB", help="SQLAlchemy URL of the store.")
 @hub_option
 @json_option
-def calibrate(seeds: int, classes: int, db, hub: Path, as_json: bool) -> None:
+def calibrate(seeds: int, classes: int, methods: str | None, db, hub: Path, as_json: bool) -> None:
     """Fit the hub's predicted-accuracy calibration on proxy tasks from its own sample images."""
     from ..bench.calibrate import calibrate_hub
 
-    doc = calibrate_hub(hub, seeds=seeds, size=classes, db=db)
+    rows = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
+    doc = calibrate_hub(hub, seeds=seeds, size=classes, methods=rows, db=db)
     if as_json:
         emit_json({k: v for k, v in doc.items() if k != "rules"})
         return

@@ -77,3 +77,16 @@ def test_a_class_without_sample_images_borrows_its_models_accuracy(toy_table, to
     assert 0 <= bicycle.evidence["proxy_accuracy"] <= 1 and bicycle.evidence["proxy_evidence"] > 0
     lo, hi = bicycle.interval
     assert lo <= bicycle.predicted_accuracy <= hi
+
+
+def test_rival_heads_decide_a_borrowed_experts_stand_ins(toy_table):
+    counts = StyleCounts.of(toy_table)
+    dog = toy_table.graph.lookup("dog")[0]
+    cat = toy_table.graph.lookup("cat")[0]
+    heads = len(toy_table.models["animals"].info.classes)
+    none = counts.borrowed("animals", dog, "photo", 3, rivals=np.zeros(heads, bool))
+    every = counts.borrowed("animals", dog, "photo", 3, rivals=np.ones(heads, bool))
+    assert none is not None and every is not None and every.accuracy <= none.accuracy
+    # the task's other classes are not stand-ins for this one
+    alone = counts.borrowed("animals", dog, "photo", 3, others=(cat,))
+    assert alone is not None and alone.n_images < none.n_images

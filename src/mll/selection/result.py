@@ -158,8 +158,17 @@ def borrowed_estimates(scorer: ProxyScorer, plan, missing: list[int]
         comps = [c for c in plan.components if c.kind != "proto" and k in c.classes
                  and c.role == "expert"] or \
             [c for c in plan.components if c.kind != "proto" and c.role == "general"]
-        found = [(c.weight, b) for c in comps
-                 if (b := counts.borrowed(c.source, node, ctx.target_style, ctx.n_classes))]
+        others = tuple({ctx.class_nodes[j] for j in range(ctx.n_classes)
+                        if j != k and ctx.class_nodes[j] is not None} - {node})
+        found = []
+        for c in comps:
+            rivals = None
+            if c.kind == "expert" and c.head_map is not None:
+                rivals = (np.delete(c.head_map, k, axis=1) > 0).any(axis=1) & ~(c.head_map[:, k] > 0)
+            b = counts.borrowed(c.source, node, ctx.target_style, ctx.n_classes, rivals=rivals,
+                                others=others)
+            if b is not None:
+                found.append((c.weight, b))
         total = sum(w for w, _ in found)
         if not found or total <= 0:
             continue

@@ -79,6 +79,9 @@ class StyleCounts:
         # (models, sample images): share of the wrong answers scored above the right one
         # (NaN: out of the model's domain); what K-way accuracy away from the hub's tasks rests on
         self.beaten = np.zeros((0, len(self.image_node)), dtype=np.float32)
+        # (models, sample images): an expert's best score among its right heads (NaN: a VLM, or
+        # out of its domain), against which rival heads are compared
+        self.true_score = np.zeros_like(self.beaten)
         self._under: dict[str, np.ndarray] = {}
         self._chains: dict[str, list[tuple[int, str]]] = {}
 
@@ -87,12 +90,14 @@ class StyleCounts:
         counts = cls(table)
         rows = [(m.id, *counts._model_hits(m)) for m in table.models.values()]
         hit, inside = counts._proto_hits()
-        rows.append(("proto", hit, inside, np.full(len(hit), np.nan, dtype=np.float32)))
+        none = np.full(len(hit), np.nan, dtype=np.float32)
+        rows.append(("proto", hit, inside, (none, none)))
         counts.model_ids = [r[0] for r in rows]
         counts.correct = np.stack([counts._cells(hit & inside) for _, hit, inside, _ in rows])
         counts.count = np.stack([counts._cells(inside) for _, _, inside, _ in rows])
-        counts.beaten = np.stack([np.where(inside, rank, np.nan).astype(np.float32)
-                                  for _, _, inside, rank in rows])
+        counts.beaten = np.stack([np.where(inside, r[0], np.nan).astype(np.float32)
+                                  for _, _, inside, r in rows])
+        counts.true_score = np.stack([r[1] for _, _, _, r in rows])
         return counts
 
     def _cells(self, mask: np.ndarray) -> np.ndarray:
@@ -100,8 +105,9 @@ class StyleCounts:
         np.add.at(out, (self.image_node[mask], self.image_group[mask]), 1.0)
         return out
 
-    def _model_hits(self, label) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(right, in domain, share of wrong answers beating the right one) per sample image."""
+    def _model_hits(self, label) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        """(right, in domain, (share of wrong answers beating the right one, an expert's best
+        right-head score)) per sample image."""
         nodes = self.table.image_nodes.tolist()
         if label.kind == "vlm":
             text_idx = {v: i for i, v in enumerate(label.text_nodes.tolist())}
@@ -110,7 +116,8 @@ class StyleCounts:
             inside = truth >= 0
             true = scores[np.arange(len(nodes)), np.maximum(truth, 0)]
             beaten = (scores > true[:, None]).sum(axis=1) / max(scores.shape[1] - 1, 1)
-            return scores.argmax(axis=1) == truth, inside, beaten.astype(np.float32)
+            none = np.full(len(nodes), np.nan, dtype=np.float32)
+            return scores.argmax(axis=1) == truth, inside, (beaten.astype(np.float32), none)
         heads = [c.wnid for c in label.info.classes]
         scores = label.outputs
         pred = scores.argmax(axis=1)
@@ -122,6 +129,7 @@ class StyleCounts:
             if h:
                 head_of.setdefault(h, []).append(j)
         beaten = np.full(len(nodes), np.nan, dtype=np.float32)
+        best = np.full(len(nodes), np.nan, dtype=np.float32)
         order = np.argsort(self.image_node, kind="stable")
         starts = np.searchsorted(self.image_node[order], np.arange(len(self.nodes) + 1))
         for i, v in enumerate(self.nodes):
@@ -133,7 +141,8 @@ class StyleCounts:
             true = sub[:, right].max(axis=1)
             above = (sub > true[:, None]).sum(axis=1)  # the right heads never beat their max
             beaten[rows] = above / max(len(heads) - len(right), 1)
-        return ok, ~np.isnan(beaten), beaten
+            best[rows] = true
+        return ok, ~np.isnan(beaten), (beaten, best)
 
     def _proto_hits(self) -> tuple[np.ndarray, np.ndarray]:
         """Leave-one-picture-out nearest node mean on the prototype backbone's features."""
@@ -206,14 +215,18 @@ class StyleCounts:
                 return Gap(float(acc_t / acc_s), dist, int(nt))
         return None
 
-    def borrowed(self, model_id: str, wnid: str, group: str | None, n_classes: int
+    def borrowed(self, model_id: str, wnid: str, group: str | None, n_classes: int, *,
+                 rivals: np.ndarray | None = None, others: tuple[str, ...] = ()
                  ) -> Borrowed | None:
-        """A model's expected accuracy on a class without any sample image, among ``n_classes``.
+        """A model's expected accuracy on a class without any sample image.
 
-        Each in-domain sample image of the target's style group (every group: ``None``) under
-        the nearest ancestor of ``wnid`` holding at least ``MIN_EVIDENCE`` of them says how
-        often the model's right answer beats ``n_classes - 1`` wrong ones drawn from its
-        others: ``(1 - beaten) ** (n_classes - 1)``. Their mean is shrunk towards the same
+        Its *stand-ins* are the in-domain sample images of the target's style group (every
+        group: ``None``) under the nearest ancestor of ``wnid`` holding at least
+        ``MIN_EVIDENCE`` of them, leaving out images of the task's other classes (``others``:
+        their nodes). For an expert given ``rivals`` (bool over its heads: those voting for the
+        task's other classes) a stand-in counts as right when its own heads outscore every
+        rival; otherwise when its right answer beats ``n_classes - 1`` wrong ones drawn from the
+        model's others: ``(1 - beaten) ** (n_classes - 1)``. The mean is shrunk towards the same
         figure over the whole hub by ``BORROW_PRIOR`` pseudo-images.
         """
         i = self.row(model_id)
@@ -223,10 +236,21 @@ class StyleCounts:
         keep = ~np.isnan(rank)
         if group is not None:
             keep &= self.image_group == self.groups.index(group)
+        for node in others:
+            keep &= ~self.under(node)[self.image_node]
         if not keep.any():
             return None
-        wins = np.where(keep, (1.0 - np.nan_to_num(rank)) ** max(n_classes - 1, 0), 0.0)
-        overall = float(wins.sum() / keep.sum())
+        if rivals is not None and rivals.any() and not np.isnan(self.true_score[i]).all():
+            outputs = self.table.models[model_id].outputs
+            wins = np.zeros(len(rank))
+            rows = np.flatnonzero(keep)
+            for start in range(0, len(rows), 4096):
+                r = rows[start: start + 4096]
+                best_rival = np.asarray(outputs[r][:, rivals], dtype=np.float64).max(axis=1)
+                wins[r] = self.true_score[i, r] > best_rival
+        else:
+            wins = np.where(keep, (1.0 - np.nan_to_num(rank)) ** max(n_classes - 1, 0), 0.0)
+        overall = float(wins[keep].sum() / keep.sum())
         levels = self.chain(wnid) + [(len(self.chain(wnid)), None)]
         for dist, a in levels:
             mask = keep & self.under(a)[self.image_node] if a is not None else keep

@@ -123,15 +123,18 @@ def rules_for(table) -> dict:
 def rule(method: str, level: str, situation: str, doc: dict | None = None) -> Rule:
     """The rule for a method's ``class`` or ``task`` predictions in a situation, from ``doc`` (a
     calibration document; the shipped one by default). A method ``doc`` has no figures for takes
-    the shipped file's, then the figures pooled over methods; a situation without figures takes
-    those pooled over situations (``any``)."""
+    the shipped file's, then the figures pooled over methods; a situation without figures, or
+    with too few proxy tasks to bound an interval, takes those pooled over situations
+    (``any``)."""
     docs = [d for d in (doc, fitted()) if d is not None]
     for m in (method, "*"):
         for d in docs:
             by_situation = d.get("rules", {}).get(m, {}).get(level, {})
             for s in (situation, "any"):
-                if by_situation.get(s):
-                    return Rule(**by_situation[s])
+                found = by_situation.get(s)
+                # fitted on too few proxy tasks for its quantiles: the pooled figures say more
+                if found and -OPEN < found["low"] and found["high"] < OPEN:
+                    return Rule(**found)
     return Rule()
 
 

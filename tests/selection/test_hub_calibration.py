@@ -16,3 +16,11 @@ def test_proxy_tasks_hide_sample_images_and_fit_rules(toy_table):
     assert "chco" in rules and "task" in rules["chco"]
     names = [m for m, _ in zero_shot_methods()]
     assert "chco" in names and "oracle" not in names
+
+
+def test_calibrate_refuses_an_unknown_method_row_in_one_line(tmp_path, capsys):
+    from mll.cli import main
+
+    assert main(["calibrate", "--hub", str(tmp_path), "--methods", "chco,nonesuch"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("Error: calibrate: unknown method row(s) nonesuch") and "\n" not in err

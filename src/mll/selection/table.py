@@ -178,8 +178,7 @@ class LabelTable:
                 continue
             published = load_label(ldir, info.id)  # damaged files: an error naming the model
             out = published.outputs
-            values = out.dense(len(info.classes)) if info.kind == "expert" else np.asarray(
-                out.values, dtype=np.float32)
+            values = out.matrix(info.kind, len(info.classes))
             summary = published.summary | {"bytes": storage_bytes(ldir)}
             label = ModelLabel(info, values, published.stats, summary)
             if info.kind == "vlm":

@@ -5,6 +5,10 @@ set of expert components, each answering the task classes its heads cover (a cla
 node is served by all heads below it), trusted per image through the general part's belief that
 the image is one of the expert's classes (see :mod:`mll.selection.plan`).
 
+Candidates: the ``candidates`` best experts serving each class's node, its parents and its
+grandparents (the nodes whose heads may answer the class, as heads or close relatives), from the
+hub's candidate index; only their labels are read. ``candidates=None`` considers every expert.
+
 Objective: proxy-task accuracy estimated from labels minus ``cost`` per model loaded, under an
 optional budget (models, or milliseconds per image). Solver: exhaustive over expert subsets when
 there are at most ``exact_limit`` candidates; otherwise greedy forward selection (add the expert
@@ -33,6 +37,8 @@ from ..plan import Component, Plan
 from ..proxy import ProxyScorer, proxy_accuracy
 from ..result import Proposal
 
+CANDIDATES = 8  # experts per node from the index (benchmarks/candidates.py: chco mean vs N)
+
 
 @selectors.register("chco")
 class CHCO(Selector):
@@ -46,12 +52,14 @@ class CHCO(Selector):
         "use_proto": [Boolean()],
         "prune_heads": [Boolean()],
         "expert_weights": [SequenceOf(Interval(Real, 0, None, closed="neither"))],
+        "candidates": [None, Interval(Integral, 1, None)],
     }
 
     def __init__(self, *, cost: float = 0.002, budget_models: int = 50,
                  budget_ms: float | None = None, exact_limit: int = 6, use_proto: bool = True,
-                 prune_heads: bool = True, expert_weights: tuple[float, ...] = (1.0, 2.0, 4.0)
-                 ) -> None:
+                 prune_heads: bool = True, expert_weights: tuple[float, ...] = (1.0, 2.0, 4.0),
+                 candidates: int | None = CANDIDATES) -> None:
+        self.candidates = candidates
         self.cost = cost
         self.expert_weights = expert_weights
         self.budget_models = budget_models
@@ -68,7 +76,7 @@ class CHCO(Selector):
             return proxy_accuracy(pred, ctx) - self.cost * len({c.source for c in components})
 
         general = self._general(ctx, objective)
-        experts = [c for c in (expert_component(table, m, ctx) for m in table.experts) if c]
+        experts = [c for c in (expert_component(table, m, ctx) for m in self._experts(ctx)) if c]
         if ctx.target_style is not None and experts:  # the same for every expert: once
             patch = table.style_counts.accuracy(table.default_vlm().id, ctx.target_style)
             covered = set(ctx.proxy_class[~ctx.style_gap].tolist())
@@ -90,6 +98,20 @@ class CHCO(Selector):
                         self._explain(ctx, plan, value),
                         {"objective": round(value, 6), "expert_weight": weight,
                          "candidate_experts": len(experts)})
+
+    def _experts(self, ctx: TaskContext) -> list:
+        """The experts the search may choose from: every one, or the index's candidates."""
+        table = self.table_
+        if self.candidates is None:
+            return table.experts
+        nodes = set()
+        graph = table.graph
+        for v in (v for v in ctx.class_nodes if v):
+            parents = graph.parents(v)
+            nodes |= {v, *parents, *(g for p in parents for g in graph.parents(p))}
+        ids = table.candidates(nodes, self.candidates, kind="expert")
+        labels = table.models.many(ids) if hasattr(table.models, "many") else table.models
+        return [labels[m] for m in ids]
 
     def _general(self, ctx: TaskContext, objective) -> list[Component]:
         """The general part: the best of VLMs, prototypes and pairs of them on the proxy task.

@@ -261,6 +261,7 @@ class _GatedSearch:
 
     def _set(self, total: np.ndarray) -> None:
         self.total, self.pred = total, total.argmax(axis=1)
+        self.best = total[np.arange(len(total)), self.pred]
         self.value = self._score(self.pred, self.chosen)
 
     def _contribution(self, comp: Component) -> np.ndarray:
@@ -272,8 +273,20 @@ class _GatedSearch:
         return proxy_accuracy(pred, self.ctx) - self.cost * len(sources)
 
     def score_with(self, extra: list[Component]) -> float:
-        total = self.total + sum(self._contribution(c) for c in extra)
-        return self._score(total.argmax(axis=1), self.chosen + extra)
+        """The objective with ``extra`` added. Experts add to their classes' columns only, so
+        only those columns are summed: an image's answer changes where one of them overtakes
+        its current best (a tie keeps the lower column, as a full argmax would)."""
+        cols = np.array(sorted({k for c in extra for k in c.classes}), dtype=np.int64)
+        if not len(cols):
+            return self._score(self.pred, self.chosen + extra)
+        sub = self.total[:, cols].copy()
+        for c in extra:
+            gate = self.p_g[:, c.classes].sum(axis=1, keepdims=True)
+            sub += c.weight * gate * self.scorer.proba(c)[:, cols]
+        j = sub.argmax(axis=1)
+        top = sub[np.arange(len(sub)), j]
+        win = (top > self.best) | ((top == self.best) & (cols[j] < self.pred))
+        return self._score(np.where(win, cols[j], self.pred), self.chosen + extra)
 
     def add(self, comp: Component) -> None:
         self.chosen.append(comp)

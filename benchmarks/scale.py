@@ -231,10 +231,12 @@ print(json.dumps(out))
 
 
 def measure_selection(source: str, size: int, work: Path, seed: int) -> dict:
-    """Selection figures on ``source`` plus ``size`` synthetic experts (a fresh process)."""
+    """Selection figures on ``source`` plus ``size`` synthetic experts (a fresh process). One
+    hub grows from size to size: the same seed draws the same first models, so the hub at 10k
+    holds the one at 1k."""
     from mll.bench.synthetic import build_synthetic_hub
 
-    dest = work / f"selection-{size}"
+    dest = work / "selection"
     if not (dest / "mll.db").is_file():
         copy_hub(Path(source), dest)
     report = build_synthetic_hub(source, dest, size, seed=seed, vlm_share=0.0)

@@ -16,6 +16,12 @@ def short_repr(value: object, width: int = 40) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type's name: one line a user can read."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class MLLError(Exception):
     """Base class of the errors a user can cause and fix."""
 

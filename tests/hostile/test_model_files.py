@@ -206,6 +206,21 @@ def test_directory_config(hub, tmp_path, text, message):
     assert _nothing_stored(hub)
 
 
+@contract("model files", "a saved directory whose config.json (or a Hugging Face shard index) is "
+          "larger than MLL_MAX_METADATA_BYTES", "refused from its size, before it is read")
+@pytest.mark.parametrize("name", ["config.json", "model.safetensors.index.json"])
+def test_directory_config_size(hub, tmp_path, monkeypatch, name):
+    directory = tmp_path / "clip"
+    directory.mkdir()
+    (directory / "config.json").write_text(json.dumps({"model_type": "clip"}))
+    (directory / "tokenizer.json").write_text("{}")
+    (directory / name).write_text(json.dumps({"model_type": "clip", "pad": "x" * 5000}))
+    monkeypatch.setenv("MLL_MAX_METADATA_BYTES", "4096")
+    with pytest.raises(LimitExceededError, match=f"{name} size in bytes.*MLL_MAX_METADATA_BYTES"):
+        hub.add(directory, family="hf-clip")
+    assert _nothing_stored(hub)
+
+
 @contract("model files", "a family option of the wrong type (conse -o top=ten)",
           "error naming the option and the kind of value it takes")
 def test_family_option_kind(hub):

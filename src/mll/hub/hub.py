@@ -36,9 +36,10 @@ from ..errors import (
     MLLWarning,
     NotBuiltError,
     UnknownNameError,
+    first_line,
 )
 from .adapters import Adapter, Expert, Packed, families
-from .adapters.base import PackContext, TextTowerMixin
+from .adapters.base import PackContext, TextTowerMixin, read_config
 from .artifacts import ArtifactStore
 from .features import FeatureCache
 from .records import Serving, serving
@@ -99,7 +100,7 @@ def check_outputs(adapter: Adapter, n_classes: int | None) -> float:
     except (RuntimeError, ValueError, TypeError, IndexError, ArithmeticError) as exc:
         # the model's own code or graph failing on ordinary images is a property of the upload
         raise InvalidParameterError(f"the model fails on {len(images)} probe images "
-                                    f"({type(exc).__name__}: {_first_line(exc)})") from None
+                                    f"({type(exc).__name__}: {first_line(exc)})") from None
     timings = []
     for _ in range(3):  # best of three: these machines are shared and timings jitter
         start = time.perf_counter()
@@ -111,11 +112,6 @@ def check_outputs(adapter: Adapter, n_classes: int | None) -> float:
     else:
         _check_vlm_outputs(adapter, first, len(images))
     return round(latency, 3)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _check_expert_outputs(probs: np.ndarray, n_classes: int | None, n_images: int) -> None:
@@ -543,12 +539,7 @@ def _family_of_path(path: Path) -> str | None:
     Files that need pickle are refused here already, so the message names the safe formats.
     """
     if path.is_dir() and (path / "config.json").is_file():
-        try:
-            config = json.loads((path / "config.json").read_bytes())
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise InvalidParameterError(f"{path / 'config.json'} is not valid JSON ({exc})") from None
-        if not isinstance(config, dict):
-            raise InvalidParameterError(f"{path / 'config.json'} must hold a JSON object")
+        config = read_config(path / "config.json")
         # the first family (by name) whose Adapter.claims_directory accepts the config
         return next((n for n in families if families.get(n).claims_directory(config)), None)
     if path.is_file():

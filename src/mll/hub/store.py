@@ -56,7 +56,7 @@ from sqlalchemy.orm import (
 from sqlalchemy.pool import StaticPool
 
 from .._io import writable
-from ..errors import MissingDependencyError, NotBuiltError, StoreError
+from ..errors import MissingDependencyError, NotBuiltError, StoreError, first_line
 from .records import Base, LabelSummary, label_summaries
 from .spec import HeadClass, InputSpec, ModelInfo
 
@@ -433,7 +433,7 @@ class Store:
 
 def _first_line(exc: DatabaseError) -> str:
     """The driver's own message, first line only (SQLAlchemy appends the SQL and a link)."""
-    return (str(exc.orig) if exc.orig is not None else str(exc)).strip().splitlines()[0]
+    return first_line(exc.orig if exc.orig is not None else exc)
 
 
 def json_value(value: Any) -> Any:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from .._io import progress
 from .._registry import Registry
-from ..errors import MLLError
+from ..errors import MLLError, first_line
 from .kernel import label_shard
 
 logger = logging.getLogger(__name__)
@@ -33,11 +33,9 @@ def failure_reason(exc: BaseException) -> str:
     The full traceback goes to the debug log (``mll -vv label``), where a bug in mll shows itself.
     """
     logger.debug("labelling failed", exc_info=exc)
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else ""
-    if isinstance(exc, MLLError):
-        return first or type(exc).__name__
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    if isinstance(exc, MLLError) or not str(exc).strip():
+        return first_line(exc)
+    return f"{type(exc).__name__}: {first_line(exc)}"
 
 
 @executors.register("local")

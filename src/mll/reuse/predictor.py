@@ -201,10 +201,7 @@ def _stream(zf: zipfile.ZipFile, info: zipfile.ZipInfo, out: BinaryIO, path: Pat
     bytes actually inflated, so a member that lies about its size is stopped at the limit.
     """
     what = f"{path.name}: member {info.filename}"
-    check(f"{what}: declared size", info.file_size, limit_name, lim)
-    if info.file_size > _RATIO_FLOOR:
-        check(f"{what}: compression ratio", info.file_size / max(info.compress_size, 1),
-              "max_zip_ratio", lim)
+    _check_declared(info, what, limit_name, lim)
     digest, n = hashlib.sha256(), 0
     with zf.open(info) as src:
         while block := src.read(_CHUNK):
@@ -216,6 +213,14 @@ def _stream(zf: zipfile.ZipFile, info: zipfile.ZipInfo, out: BinaryIO, path: Pat
             digest.update(block)
             out.write(block)
     return digest.hexdigest()
+
+
+def _check_declared(info: zipfile.ZipInfo, what: str, limit_name: str, lim: Limits) -> None:
+    """Refuse a member from the zip directory alone: its declared size, then its ratio."""
+    check(f"{what}: declared size", info.file_size, limit_name, lim)
+    if info.file_size > _RATIO_FLOOR:
+        check(f"{what}: compression ratio", info.file_size / max(info.compress_size, 1),
+              "max_zip_ratio", lim)
 
 
 def _read_json(zf: zipfile.ZipFile, path: Path, lim: Limits) -> Any:
@@ -335,10 +340,7 @@ def _read_arrays(zf: zipfile.ZipFile, path: Path, work: Path, n_components: int,
             if key not in allowed or key in arrays:
                 raise InvalidParameterError(f"{path}: arrays.npz holds an unexpected array "
                                             f"{info.filename!r}")
-            check(f"{path}: array {key}", info.file_size, "max_model_bytes", lim)
-            if info.file_size > _RATIO_FLOOR:
-                check(f"{path}: array {key} compression ratio",
-                      info.file_size / max(info.compress_size, 1), "max_zip_ratio", lim)
+            _check_declared(info, f"{path}: array {key}", "max_model_bytes", lim)
             arrays[key] = _read_npy(inner, info, f"{path}: array {key}")
     return arrays
 

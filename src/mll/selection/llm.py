@@ -77,8 +77,7 @@ class LLMDescriber:
     def from_env(cls) -> LLMDescriber | None:
         url = os.environ.get("MLL_LLM_URL", "").strip()
         if not url:
-            return None
-        check_url(url)
+            return None  # a malformed URL is refused by __post_init__, never cached
         return _shared(cls, url.rstrip("/"), os.environ.get("MLL_LLM_MODEL", "default"),
                        os.environ.get("MLL_LLM_API_KEY", ""))
 

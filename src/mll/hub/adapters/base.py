@@ -21,6 +21,7 @@ into one artifact file plus a JSON config, and ``from_artifact`` rebuilds the ad
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Sequence
@@ -31,9 +32,27 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ...errors import InvalidParameterError
+from ...limits import check
 from ..spec import InputSpec, check_image
 
 logger = logging.getLogger(__name__)
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """A model directory's JSON config file (``config.json`` and the like), bounded and checked.
+
+    Such files come with the weights from whoever made the model, so they are as hostile as the
+    weights: a size above ``Limits.max_metadata_bytes``, bytes that are not UTF-8 JSON, or a
+    document that is not an object is one clear error naming the file.
+    """
+    check(f"{path.name} size in bytes", path.stat().st_size, "max_metadata_bytes")
+    try:
+        config = json.loads(path.read_bytes())
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise InvalidParameterError(f"{path} is not valid JSON ({exc})") from None
+    if not isinstance(config, dict):
+        raise InvalidParameterError(f"{path} must hold a JSON object")
+    return config
 
 
 @dataclass(frozen=True)

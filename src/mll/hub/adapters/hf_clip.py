@@ -9,7 +9,6 @@ never needs the network to load it again. Needs the ``clip`` extra (transformers
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +23,7 @@ from ..safety import refuse_unsafe, safe_formats
 from ..spec import InputSpec
 from . import families
 from ._bundle import bundle_info, read_meta, save_bundle, write_files
-from .base import VLM, PackContext, Packed, check_options
+from .base import VLM, PackContext, Packed, check_options, read_config
 
 FAMILY = "hf-clip"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt",
@@ -45,10 +44,10 @@ def _transformers():
 def _weight_files(path: Path) -> list[Path]:
     index = path / "model.safetensors.index.json"
     if index.is_file():
+        doc = read_config(index)
         try:
-            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-            shards = sorted(set(weight_map.values()))
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            shards = sorted(set(doc["weight_map"].values()))
+        except (KeyError, TypeError, AttributeError) as exc:
             raise InvalidParameterError(f"{index} is not a valid shard index ({exc!r})") from None
         # shard names come from the file: each must be a plain name inside the model directory
         return [child_path(path, s, "shard name") for s in shards]
@@ -79,7 +78,7 @@ def _input_spec(path: Path, hf_config: dict[str, Any]) -> InputSpec:
     mean, std = CLIP_MEAN, CLIP_STD
     pre = path / "preprocessor_config.json"
     if pre.is_file():
-        p = json.loads(pre.read_text())
+        p = read_config(pre)
         crop = p.get("crop_size", size)
         size = int(crop["height"] if isinstance(crop, dict) else crop)
         mean, std = tuple(p.get("image_mean", mean)), tuple(p.get("image_std", std))
@@ -113,7 +112,7 @@ class HFClip(VLM):
             raise InvalidParameterError(
                 f"{path}: family {FAMILY} takes a directory saved by CLIPModel.save_pretrained "
                 "(config.json, model.safetensors, tokenizer files)")
-        hf_config = json.loads((path / "config.json").read_text())
+        hf_config = read_config(path / "config.json")
         if hf_config.get("model_type") != "clip":
             raise InvalidParameterError(
                 f"{path} holds a {hf_config.get('model_type')!r} model, not 'clip'")

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import InvalidParameterError
+from ...errors import InvalidParameterError, first_line
 from ...limits import check as check_limit
 from ..safety import refuse_unsafe
 from ..spec import InputSpec
@@ -47,8 +47,8 @@ def _read_model(path: Path):
     except (DecodeError, onnx.checker.ValidationError, ValueError) as exc:
         if isinstance(exc, InvalidParameterError):
             raise
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InvalidParameterError(f"{path.name} is not a valid ONNX model ({first})") from None
+        raise InvalidParameterError(
+            f"{path.name} is not a valid ONNX model ({first_line(exc)})") from None
     return model
 
 
@@ -112,7 +112,7 @@ def check_self_contained(model, name: str) -> None:
 
 def _run_error(exc: Exception) -> str:
     """onnxruntime's message, first line, without its ``[ONNXRuntimeError] : 1 : FAIL :`` prefix."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = first_line(exc)
     return text.rsplit(" : ", 1)[-1] if text.startswith("[ONNXRuntimeError]") else text
 
 

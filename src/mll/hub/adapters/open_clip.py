@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import InvalidParameterError, MissingDependencyError, UnsafeFormatError
+from ...errors import InvalidParameterError, MissingDependencyError, UnsafeFormatError, first_line
 from ..safety import refuse_unsafe, safe_formats
 from ..spec import InputSpec
 from . import families
@@ -45,7 +45,7 @@ def _build(arch: str, state: dict[str, Any]):
         model.load_state_dict(state)
     except RuntimeError as exc:
         raise InvalidParameterError(f"weights do not fit open_clip {arch}: "
-                                    f"{str(exc).splitlines()[0]}") from None
+                                    f"{first_line(exc)}") from None
     return model.eval()
 
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import InvalidParameterError, MLLWarning, UnsafeFormatError
+from ...errors import InvalidParameterError, MLLWarning, UnsafeFormatError, first_line
 from ..safety import CONVERT_HINT, refuse_unsafe
 from . import families
-from ._bundle import bundle_info, read_meta, save_bundle
+from ._bundle import bundle_info, read_header, read_meta, save_bundle
 from .base import Expert, PackContext, Packed, check_options, softmax
 
 FAMILY = "torch-safetensors"
@@ -34,7 +34,7 @@ def _load_tensors(path: Path) -> dict[str, Any]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    read_meta(path)  # bounded header checks first
+    read_header(path)  # bounded header checks first; load_file checks the tensors
     try:
         return load_file(str(path))
     except (SafetensorError, OSError) as exc:
@@ -85,7 +85,7 @@ def _load_module(arch: Any, arch_config: Any, tensors: dict[str, Any]):
     except RuntimeError as exc:
         raise InvalidParameterError(
             f"weights do not fit architecture {arch!r} with config {arch_config}: "
-            f"{str(exc).splitlines()[0]}") from None
+            f"{first_line(exc)}") from None
     return module.eval()
 
 

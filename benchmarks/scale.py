@@ -327,7 +327,8 @@ def main() -> None:
     if args.replot:
         if not args.plot:
             parser.error("--replot needs --plot")
-        plot(json.loads(args.replot.read_text()), args.plot)
+        rows = json.loads(args.replot.read_text())
+        (plot_selection if rows and "synthetic" in rows[0] else plot)(rows, args.plot)
         return
     if not args.source:
         parser.error("--source is required (a labelled hub, e.g. one 'mll starter --quick' built)")

@@ -215,20 +215,14 @@ def serving_top(session: Session, nodes: Sequence[str], *, kind: str | None = No
     return out
 
 
-def labelled_models(session: Session, graph_version: str, corpus_version: str
-                    ) -> tuple[list[tuple[str, str]], list[str]]:
-    """(id, kind) of the models whose label is complete for these versions, in the order they
-    were added, and the ids of the others (unlabelled or labelled for other versions)."""
+def labelled_models(session: Session) -> list[tuple[str, str, tuple[str, str] | None]]:
+    """(id, kind, (graph version, corpus version) of its complete label or None) of every model,
+    in the order they were added: what a label table needs to know before reading any label."""
     from .store import ModelRow
 
     query = (select(ModelRow.id, ModelRow.kind, LabelSummary.graph_version,
                     LabelSummary.corpus_version, LabelSummary.complete)
              .outerjoin(LabelSummary, LabelSummary.model_id == ModelRow.id)
              .order_by(ModelRow.created_at, ModelRow.id))
-    labelled, other = [], []
-    for mid, kind, g, c, complete in session.execute(query):
-        if g == graph_version and c == corpus_version and complete:
-            labelled.append((mid, kind))
-        else:
-            other.append(mid)
-    return labelled, other
+    return [(mid, kind, (g, c) if complete else None)
+            for mid, kind, g, c, complete in session.execute(query)]

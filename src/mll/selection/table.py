@@ -152,7 +152,8 @@ class LabelTable:
     @classmethod
     def open(cls, hub_dir: str | Path | None, db: str | None = None,
              proto_backbone: str = PROTO_BACKBONE) -> LabelTable:
-        """A table with its hub, matcher, corpus and labels loaded now (errors surface here)."""
+        """A table with its hub, matcher, corpus and list of labelled models loaded now (errors
+        surface here; a damaged label surfaces when selection first reads it)."""
         return cls(hub_dir, db=db, proto_backbone=proto_backbone).load()
 
     @classmethod
@@ -239,11 +240,13 @@ class LabelTable:
         from ..hub.records import labelled_models
 
         with self.hub.store.read() as session:
-            labelled, unlabelled = labelled_models(session, self.graph.version,
-                                                   self.corpus.version)
-        if not labelled and not unlabelled:  # before the graph and matcher: nothing to select
+            rows = labelled_models(session)
+        if not rows:  # before the graph and matcher: nothing to select from
             raise NotBuiltError(f"the hub at {self.hub_dir} has no models; add some with 'mll hub "
                                 "add' or build a starter hub with 'mll starter --quick'")
+        current = (self.graph.version, self.corpus.version)
+        labelled = [(m, kind) for m, kind, versions in rows if versions == current]
+        unlabelled = [m for m, _, versions in rows if versions != current]
         if not labelled:
             raise NotBuiltError("the hub has no labelled models; add models and run 'mll label'")
         if unlabelled:

@@ -200,7 +200,13 @@ class CHCO(Selector):
             val, i = max(scored)
             if val <= state.value + 1e-9:
                 break
-            state.add(remaining.pop(i))
+            # a candidate that changed no answer for the better (its gain no more than its cost)
+            # is not scored again: with hundreds of candidates most are such, and later rounds
+            # cost only the rest
+            useless = {j for v, j in scored if v <= state.value - self.cost + 1e-9}
+            chosen = remaining[i]
+            remaining = [c for j, c in enumerate(remaining) if j != i and j not in useless]
+            state.add(chosen)
         return state.chosen
 
     def _prune(self, state: _GatedSearch, chosen: list[Component]) -> list[Component]:

@@ -109,6 +109,9 @@ def test_shared_list_damaged_or_replaced_is_detected(tmp_path):
         load_label(dest, "ffffffffffff")
     with pytest.raises(DamagedLabelError):
         read_stats(dest)
+    shared.write_bytes(b"not an array")  # relabelling writes the list again, whole
+    dest = _publish(tmp_path, "f" * 64, out, "expert", 2)
+    assert label_problem(dest) is None
 
 
 def test_rows_that_differ_from_the_shared_list_are_refused(tmp_path):

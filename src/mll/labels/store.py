@@ -255,7 +255,9 @@ class SharedImages:
     def ensure(self, ids: np.ndarray, nodes: np.ndarray | None) -> str:
         """Write the list if absent; refuse rows that differ from it. Returns its digest."""
         ids = np.asarray(ids, dtype="S64")
-        if not (self.dir / "ids.npy").is_file():
+        try:
+            self.read()
+        except DamagedLabelError:  # absent, or damaged: written (again) whole
             if nodes is None:
                 nodes = np.array([], dtype="U9")
             self.dir.mkdir(parents=True, exist_ok=True)

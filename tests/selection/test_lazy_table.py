@@ -35,6 +35,15 @@ def test_labels_are_read_on_first_use_and_bounded():
     assert [v for v in cache.values()][-1] == "label of m9"  # iteration reads in hub order
 
 
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True])
+def test_max_labels_must_be_a_positive_whole_number(bad, tmp_path):
+    from mll.errors import InvalidParameterError
+    from mll.selection import LabelTable
+
+    with pytest.raises(InvalidParameterError, match="max_labels must be a whole number"):
+        LabelTable(tmp_path, max_labels=bad)
+
+
 def test_shared_between_threads():
     cache, _ = _cache(200, capacity=50)
     errors: list[Exception] = []

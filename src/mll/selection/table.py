@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import resolve_hub
-from ..errors import NotBuiltError
+from ..errors import InvalidParameterError, NotBuiltError
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +142,9 @@ class LabelTable:
 
     def __init__(self, hub_dir: str | Path | None, db: str | None = None,
                  proto_backbone: str = PROTO_BACKBONE, max_labels: int = MAX_LABELS) -> None:
+        if isinstance(max_labels, bool) or not isinstance(max_labels, int) or max_labels < 1:
+            raise InvalidParameterError(f"label table: max_labels must be a whole number of at "
+                                        f"least 1, got {max_labels!r}")
         self.hub_dir: Path | None = resolve_hub(hub_dir)
         self.db = db
         self.proto_backbone = proto_backbone

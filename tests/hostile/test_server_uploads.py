@@ -24,6 +24,8 @@ from mll.serve.tokens import TokenStore  # noqa: E402
 contract = pytest.mark.contract
 CLASSES = b"sandal\nsneaker\nankle boot\n"
 # A safetensors file: 8-byte header length, a JSON header, then the tensor bytes.
+# These tests send many refused uploads with one token: the rate limit is tested on its own.
+UNLIMITED = ServeSettings(upload_per_minute=0)
 SAFETENSORS = (b'{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}    ', b"\0\0\0\0")
 
 
@@ -82,7 +84,7 @@ def _zip(members: dict[str, bytes], links: tuple[str, ...] = ()) -> bytes:
           "queued")
 def test_uploads_and_removals_need_their_roles(hub_dir):
     tokens = _tokens(hub_dir)
-    client = TestClient(create_app(hub_dir, settings=ServeSettings(public=True)))
+    client = TestClient(create_app(hub_dir, settings=ServeSettings(public=True, upload_per_minute=0)))
     assert _upload(client, None, "m.safetensors", _safetensors()).status_code == 401
     answer = _upload(client, tokens["reader"], "m.safetensors", _safetensors())
     assert answer.status_code == 403 and "uploader" in answer.json()["detail"]
@@ -100,7 +102,7 @@ def test_uploads_and_removals_need_their_roles(hub_dir):
           "safetensors, a CLIP folder); never unpickled; nothing staged or queued")
 def test_pickle_uploads_are_refused_naming_the_safe_formats(hub_dir):
     token = _tokens(hub_dir)["uploader"]
-    client = TestClient(create_app(hub_dir))
+    client = TestClient(create_app(hub_dir, settings=UNLIMITED))
     blob = pickle.dumps({"weights": [1.0, 2.0]})
     for name in ("model.pt", "model.pkl", "model.onnx", "weights.safetensors"):
         answer = _upload(client, token, name, blob)
@@ -119,7 +121,8 @@ def test_pickle_uploads_are_refused_naming_the_safe_formats(hub_dir):
           "bytes, or a whole body over the route's limit", "413; nothing staged or queued")
 def test_oversized_uploads_are_cut_off_with_413(hub_dir):
     token = _tokens(hub_dir)["uploader"]
-    settings = ServeSettings(max_body_bytes=10_000, max_upload_bytes=20_000)
+    settings = ServeSettings(max_body_bytes=10_000, max_upload_bytes=20_000,
+                             upload_per_minute=0)
     client = TestClient(create_app(hub_dir, settings=settings))
     over_file = _upload(client, token, "m.safetensors", _safetensors() + b"\0" * 25_000)
     assert over_file.status_code == 413, over_file.text
@@ -135,7 +138,7 @@ def test_oversized_uploads_are_cut_off_with_413(hub_dir):
           "bad zip members are refused with 400 and nothing is written outside the hub")
 def test_uploaded_names_never_become_paths(hub_dir, tmp_path):
     token = _tokens(hub_dir)["uploader"]
-    client = TestClient(create_app(hub_dir))
+    client = TestClient(create_app(hub_dir, settings=UNLIMITED))
     answer = _upload(client, token, "../../../escape.safetensors", _safetensors())
     assert answer.status_code == 202
     job = answer.json()["id"]
@@ -157,7 +160,7 @@ def test_uploaded_names_never_become_paths(hub_dir, tmp_path):
           "400/413 from the zip directory's sizes, before inflating; nothing staged")
 def test_zip_bombs_are_refused(hub_dir):
     token = _tokens(hub_dir)["uploader"]
-    client = TestClient(create_app(hub_dir))
+    client = TestClient(create_app(hub_dir, settings=UNLIMITED))
     bomb = _zip({"model.safetensors": b"\0" * (20 * 1024**2), "config.json": b"{}"})
     assert len(bomb) < 100_000
     answer = _upload(client, token, "bomb.zip", bomb)
@@ -177,7 +180,7 @@ def test_zip_bombs_are_refused(hub_dir):
           "an unknown suffix", "400 with one line naming the field; nothing staged or queued")
 def test_bad_upload_forms_are_refused_in_one_line(hub_dir):
     token = _tokens(hub_dir)["uploader"]
-    client = TestClient(create_app(hub_dir))
+    client = TestClient(create_app(hub_dir, settings=UNLIMITED))
     cases = [({"family": "onxx"}, CLASSES, "m.onnx"), ({"family": "onnx", "kind": "vlm"}, CLASSES,
                                                        "m.onnx"),
              ({"options": "[1, 2]"}, CLASSES, "m.onnx"), ({}, b"\xff\xfe\x00s", "m.onnx"),

@@ -87,6 +87,30 @@ def test_label_then_nothing_to_do(small_hub, tmp_path):
     assert not list(hub.glob("labels/*/shards/*.npz"))  # merged into the published labels
 
 
+def test_a_stopped_run_publishes_nothing_and_the_next_one_resumes(small_hub, tmp_path):
+    """``stop`` (how a cancelled background job ends its labelling) is asked between groups of
+    shards: the run ends there unpublished, and a later run finishes from the shards it left."""
+    reference, stopped = tmp_path / "ref", tmp_path / "stopped"
+    shutil.copytree(small_hub, reference)
+    shutil.copytree(small_hub, stopped)
+    label_hub(reference, batch=4)
+    asked = []
+
+    def stop() -> bool:
+        asked.append(1)
+        return len(asked) > 2  # two groups run, then stop
+
+    report = label_hub(stopped, batch=4, stop=stop)
+    assert report.stopped and report.models_labelled == [] and not report.failed
+    assert not list(stopped.glob("labels/*/*/summary.json"))
+    shards = len(list(stopped.glob("labels/*/shards/*.npz")))
+    assert 0 < shards <= 2 * (os.cpu_count() or 1)
+    resumed = label_hub(stopped, batch=4)
+    assert len(resumed.models_labelled) == 2
+    assert resumed.outputs_computed == 2 * resumed.images - 4 * shards
+    _same(_published(reference), _published(stopped))
+
+
 def test_kill_minus_nine_then_resume_gives_identical_labels(small_hub, tmp_path):
     reference, crashed = tmp_path / "ref", tmp_path / "crash"
     shutil.copytree(small_hub, reference)

@@ -44,3 +44,24 @@ def tokens(empty_hub) -> dict[str, str]:
 def starter_view(hub_view, tmp_path_factory) -> Path:
     """A writable view of the quick starter hub (built first only when missing)."""
     return hub_view(tmp_path_factory.mktemp("starter-view") / "hub")
+
+
+@pytest.fixture
+def upload_hub(hub_view, tmp_path) -> Path:
+    """A private copy of the quick starter hub that uploads may write to: the corpus, graph and
+    feature cache are symlinks (only read), artifacts and labels hard-linked copies (files there
+    are written once, by rename), the databases copied."""
+    return hub_view(tmp_path / "hub", writable=("artifacts", "labels"))
+
+
+@pytest.fixture
+def tiny_onnx(tmp_path) -> bytes:
+    """A tiny real CNN (28x28 gray in, 3 classes out) exported to ONNX."""
+    import torch
+
+    from mll.hub.archs import build
+    from mll.hub.testing import export_onnx
+
+    torch.manual_seed(3)
+    module = build("small-cnn", {"n_classes": 3, "width": 4}).eval()
+    return export_onnx(module, tmp_path / "tiny.onnx").read_bytes()

@@ -126,27 +126,6 @@ def test_uploads_queue_their_jobs_in_a_postgresql_store(pg_hub, pg_url):
 
 
 # -- uploads on a copy of the quick starter hub ---------------------------------------------------
-@pytest.fixture
-def upload_hub(hub_view, tmp_path) -> Path:
-    """A private copy of the quick starter hub that uploads may write to: the corpus, graph and
-    feature cache are symlinks (only read), artifacts and labels hard-linked copies (files there
-    are written once, by rename), the databases copied."""
-    return hub_view(tmp_path / "hub", writable=("artifacts", "labels"))
-
-
-@pytest.fixture
-def tiny_onnx(tmp_path) -> bytes:
-    """A tiny real CNN (28x28 gray in, 3 classes out) exported to ONNX."""
-    import torch
-
-    from mll.hub.archs import build
-    from mll.hub.testing import export_onnx
-
-    torch.manual_seed(3)
-    module = build("small-cnn", {"n_classes": 3, "width": 4}).eval()
-    return export_onnx(module, tmp_path / "tiny.onnx").read_bytes()
-
-
 def _tokens(hub: Path) -> dict[str, str]:
     from mll.hub import Hub
     from mll.serve.tokens import TokenStore
@@ -356,6 +335,11 @@ def test_a_worker_can_label_on_the_ray_executor(upload_hub, tiny_onnx):
     assert "on-ray" in _names(found)
 
 
+def _nice(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[16])
+
+
 def _alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie waiting for a reaper counts as gone)."""
     try:
@@ -383,6 +367,8 @@ def test_the_workers_of_mll_serve_stop_with_it_even_when_it_is_killed(empty_hub,
         pids = [int(p) for p in re.search(r"pids ([\d, ]+)", log.read_text()).group(1)
                 .split(", ")]
         assert all(_alive(p) for p in pids)
+        # labelling yields the CPU to the server: its workers run at nice 10 (field 19 of stat)
+        _wait(lambda: all(_nice(p) == os.nice(0) + 10 for p in pids), 30, "the workers' nice")
     finally:
         proc.send_signal(sig)
         proc.wait(timeout=30)

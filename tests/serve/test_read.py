@@ -4,6 +4,8 @@ every answer is what the Python API gives for the same question."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -73,6 +75,30 @@ def test_concept_search_ranks_the_models_that_serve_a_node(client, table):
     assert missing.status_code == 404 and missing.json()["error"] == "UnknownNameError"
 
 
+def test_the_concept_search_from_the_sql_index_agrees_with_the_label_scan(client, table):
+    """The server answers from the candidate index (Hub.serving); scanning every label
+    (coverage.node_models) must give the same models, counts and order at every node."""
+    from mll.selection.coverage import indexed_node_models, node_models
+
+    nodes = sorted(set().union(*table.sample_node_ancestors.values()))
+    heads = {c.wnid for m in table.experts for c in m.info.classes if c.wnid}
+    nodes = sorted(set(nodes) | {a for h in heads for a in table.ancestors(h)})
+    nodes = nodes[:: max(1, len(nodes) // 150)]  # 150 of them, spread: a scan per node is slow
+    assert len(nodes) >= 150
+    served = 0
+    for wnid in nodes:
+        scanned = [m.to_dict() for m in node_models(table, wnid)]
+        assert [m.to_dict() for m in indexed_node_models(table, wnid)] == scanned, wnid
+        served += bool(scanned)
+        for kind in ("expert", "vlm"):
+            assert [m.to_dict() for m in indexed_node_models(table, wnid, kind)] == [
+                m for m in scanned if m["kind"] == kind], (wnid, kind)
+    assert served > 75
+    doc = _get(client, "/api/models", concept="footwear.n.01", kind="expert")
+    assert doc["models"] == json.loads(json.dumps(
+        [m.to_dict() for m in node_models(table, "n03381126") if m.kind == "expert"]))
+
+
 def test_one_model_with_classes_on_the_graph_and_accuracy_per_node(client, table):
     from mll.selection.coverage import model_nodes
 
@@ -117,6 +143,42 @@ def test_node_search_and_one_node(client, table):
         m["id"] for m in _get(client, "/api/models", concept=node["wnid"])["models"]]
     leaf = _get(client, "/api/nodes/n04133789")
     assert leaf["sample_images"]["at"] == int((table.image_nodes == "n04133789").sum())
+
+
+def test_a_node_lists_its_sample_images_and_each_is_served(client, table):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    leaf = _get(client, "/api/nodes/n04133789")
+    assert 0 < len(leaf["samples"]) <= 24
+    at = min(leaf["sample_images"]["at"], 24)
+    assert {s["wnid"] for s in leaf["samples"][:at]} == {"n04133789"}  # its own images first
+    assert {s["wnid"] for s in leaf["samples"]} <= table.graph.descendants("n04133789",
+                                                                           include_self=True)
+    first = leaf["samples"][0]
+    assert first["url"] == f"/api/images/{first['id']}"
+    answer = client.get(first["url"])
+    assert answer.status_code == 200 and answer.headers["content-type"] == "image/png"
+    assert "max-age" in answer.headers["cache-control"]
+    served = np.asarray(Image.open(io.BytesIO(answer.content)))
+    assert np.array_equal(served, table.corpus.load([first["id"]])[0])
+    again = client.get(first["url"], headers={"If-None-Match": answer.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+    # an inner node lists the images below it, its own first
+    footwear = _get(client, "/api/nodes/footwear.n.01")
+    under = table.graph.descendants("n03381126", include_self=True)
+    assert footwear["samples"] and {s["wnid"] for s in footwear["samples"]} <= under
+    # a larger stored image, as a bounded thumbnail
+    big = next(i for i in table.image_ids if max(table.corpus.encoded(i)[0].shape[:2]) > 64)
+    stored = client.get(f"/api/images/{big}").content
+    assert stored == table.corpus.encoded(big)[2]  # a stored PNG is sent as stored
+    full = Image.open(io.BytesIO(stored))
+    thumb = Image.open(io.BytesIO(client.get(f"/api/images/{big}", params={"size": 32}).content))
+    assert max(full.size) > 64 and max(thumb.size) == 32
+    for size in (0, 8, 5000):
+        assert client.get(f"/api/images/{big}", params={"size": size}).status_code == 422
 
 
 def _without_seconds(doc: dict) -> dict:
@@ -179,3 +241,34 @@ def test_concurrent_selections_answer_as_serial_ones(client):
     with ThreadPoolExecutor(8) as pool:
         together = list(pool.map(ask, tasks * 2))
     assert together == serial * 2
+
+
+def test_selections_beyond_the_concurrency_limit_wait_their_turn(starter_view, monkeypatch):
+    """At most ``concurrent_selects`` selections compute at once; the others wait, and all are
+    answered."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mll.selection.base import Selector
+
+    app = create_app(starter_view, settings=ServeSettings(public=True, concurrent_selects=2))
+    client = TestClient(app)
+    running, peak = [0], [0]
+    lock = threading.Lock()
+    select = Selector.select
+
+    def counted(self, task, *args, **kwargs):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        try:
+            time.sleep(0.05)
+            return select(self, task, *args, **kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(Selector, "select", counted)
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(lambda _: client.post("/api/select", json=TASK).status_code,
+                              range(8)))
+    assert codes == [200] * 8 and peak[0] == 2

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..labels.executors import executors
+from ..serve import settings as defaults
 from ._options import emit_json, hub_option, json_option
 from .hub import _open, db_option
 
@@ -23,10 +24,22 @@ from .hub import _open, db_option
               show_default=True, help="Where the workers label (as 'mll label --executor').")
 @click.option("--max-upload-mb", default=1024, show_default=True, type=click.IntRange(1),
               help="Largest model file an upload may send.")
+@click.option("--uploads-per-minute", default=defaults.DEFAULT_UPLOADS_PER_MINUTE, show_default=True, type=click.FloatRange(0),
+              help="Uploads each token (or anonymous address) may make a minute; 0: no limit.")
+@click.option("--upload-burst", default=defaults.DEFAULT_UPLOAD_BURST, show_default=True, type=click.IntRange(1),
+              help="Uploads one may make at once before --uploads-per-minute applies.")
+@click.option("--solves-per-minute", default=defaults.DEFAULT_SOLVES_PER_MINUTE, show_default=True, type=click.FloatRange(0),
+              help="Solves each token (or anonymous address) may ask a minute; 0: no limit.")
+@click.option("--solve-burst", default=defaults.DEFAULT_SOLVE_BURST, show_default=True, type=click.IntRange(1),
+              help="Solves one may ask at once before --solves-per-minute applies.")
+@click.option("--concurrent-selects", default=0, show_default=True, type=click.IntRange(0),
+              help="Selections computed at once; more wait their turn so reads stay fast "
+                   "(0: three per core).")
 @hub_option
 @db_option
 def serve(host: str, port: int, public: bool, workers: int, executor: str, max_upload_mb: int,
-          hub: Path, db: str | None) -> None:
+          uploads_per_minute: float, upload_burst: int, solves_per_minute: float,
+          solve_burst: int, concurrent_selects: int, hub: Path, db: str | None) -> None:
     """Serve the hub's HTTP API (OpenAPI schema at /openapi.json, interactive docs at /docs)."""
     from ..errors import MissingDependencyError, NotBuiltError
     from ..serve import ServeSettings, create_app
@@ -35,8 +48,11 @@ def serve(host: str, port: int, public: bool, workers: int, executor: str, max_u
         import uvicorn
     except ImportError:
         raise MissingDependencyError("mll serve needs uvicorn; install mll[serve]") from None
-    app = create_app(hub, db, ServeSettings(public=public,
-                                            max_upload_bytes=max_upload_mb * 1024**2))
+    app = create_app(hub, db, ServeSettings(
+        public=public, max_upload_bytes=max_upload_mb * 1024**2,
+        upload_per_minute=uploads_per_minute, upload_burst=upload_burst,
+        solve_per_minute=solves_per_minute, solve_burst=solve_burst,
+        concurrent_selects=concurrent_selects))
     try:  # load the labels now, so the first requests do not wait for them
         app.state.service.warm()
     except NotBuiltError as exc:
@@ -108,29 +124,37 @@ class _WorkerPool:
 @click.option("--address", default=None, help="Ray cluster address (default: a local cluster).")
 @click.option("--batch", default=64, show_default=True, type=click.IntRange(1),
               help="Sample images per shard: what a job re-claimed after a crash resumes from.")
-@click.option("--lease", default=30.0, show_default=True, type=click.FloatRange(1.0),
+@click.option("--lease", default=defaults.DEFAULT_SOLVES_PER_MINUTE, show_default=True, type=click.FloatRange(1.0),
               help="Seconds a claimed job stays this worker's without renewal; a job whose "
                    "worker died is claimed again after it.")
 @click.option("--poll", default=1.0, show_default=True, type=click.FloatRange(0.05),
               help="Seconds between looks for a new job when the queue is empty.")
 @click.option("--max-jobs", default=None, type=click.IntRange(1),
               help="Exit after this many jobs (default: run until stopped).")
+@click.option("--nice", default=10, show_default=True, type=click.IntRange(0, 19),
+              help="Run at this lower CPU priority, so labelling takes only what the server's "
+                   "requests leave (0: as the shell).")
 @click.option("--with-parent", type=int, default=None, hidden=True,
               help="Exit (after the job in hand) once this process is gone: 'mll serve' passes "
                    "its pid, so its workers do not outlive it.")
 @hub_option
 @db_option
 def worker(executor: str, address: str | None, batch: int, lease: float, poll: float,
-           max_jobs: int | None, with_parent: int | None, hub: Path, db: str | None) -> None:
+           max_jobs: int | None, nice: int, with_parent: int | None, hub: Path,
+           db: str | None) -> None:
     """Run the hub's background jobs (uploads to check and label) until stopped.
 
     Run any number, on any machine that reaches the hub directory and database; each claims one
     job at a time.
     """
+    import os
     import signal
     import threading
 
     from ..serve.worker import Worker
+
+    if nice and hasattr(os, "nice"):
+        os.nice(nice)  # labelling is batch work; requests are waited for by people
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())  # finish the job in hand, then exit

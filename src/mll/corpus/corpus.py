@@ -18,7 +18,7 @@ import numpy as np
 from ..config import HubPaths, resolve_hub
 from ..errors import InvalidParameterError, NotBuiltError, UnknownNameError
 from .builder import CorpusLayout
-from .records import CODEC_PNG, CODEC_RAW, ROLES, ImageRecord, RecordTable
+from .records import CODEC_PNG, CODEC_RAW, ROLES, ImageRecord, Location, RecordTable
 from .store import PackReader, decode
 
 logger = logging.getLogger(__name__)
@@ -141,6 +141,21 @@ class Corpus:
     @cached_property
     def _row_of(self) -> dict[str, int]:
         return {iid: i for i, iid in enumerate(self.table.image_ids())}
+
+    def encoded(self, image_id: str) -> tuple[Location, ImageRecord, bytes]:
+        """One image's stored bytes as they are (PNG, or raw pixels), with where and what it is.
+
+        For serving an image without decoding it. The pack's name comes from the manifest, so
+        it is checked to be one plain file name resolving inside the packs directory first.
+        """
+        from .._safepath import child_path
+
+        row = self._row_of.get(image_id) if isinstance(image_id, str) else None
+        if row is None:
+            raise UnknownNameError("image id", image_id, hint=f"not in corpus {self.version[:12]}")
+        loc = self.table.location(row)
+        child_path(self._packs.directory, f"{loc.pack}.pack", "image pack")
+        return loc, self.table.record(row), self._packs.read(loc.pack, loc.offset, loc.length)
 
     def load(self, image_ids: Sequence[str]) -> list[np.ndarray]:
         """The images, in the order asked: ``HxW`` or ``HxWx3`` uint8 arrays.

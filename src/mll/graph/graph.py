@@ -198,10 +198,22 @@ class SemanticGraph:
     def num_edges(self) -> int:
         return int(self._pptr[-1])
 
+    @cached_property
+    def _wnids(self) -> list[str]:
+        """Every node's wnid, by index: graph walks convert often enough to keep them (6 MB)."""
+        return [f"n{o:08d}" for o in self.offsets.tolist()]
+
+    @cached_property
+    def _indices(self) -> dict[str, int]:
+        return {w: i for i, w in enumerate(self._wnids)}
+
     def wnid(self, i: int) -> str:
-        return f"n{int(self.offsets[i]):08d}"
+        return self._wnids[i]
 
     def index(self, wnid: str) -> int:
+        i = self._indices.get(wnid) if isinstance(wnid, str) else None
+        if i is not None:
+            return i
         if not is_wnid(wnid):
             raise InvalidParameterError(f"expected a wnid like 'n02084071', got {wnid!r}")
         i = int(np.searchsorted(self.offsets, int(wnid[1:])))

@@ -53,6 +53,7 @@ NEIGHBOURS = 0.2  # share of the other terms a candidate must be close to (at le
 VOTE_TEMPERATURE = 0.05  # a vote counts exp(-(gap to the term's best candidate) / T)
 MAX_VOTERS = 40  # in larger tasks, only the terms nearest in text vote on a term's context
 CONTEXT_CANDIDATES = 6  # candidates per term whose context is scored
+MAX_TERM_POOLS = 4096  # terms whose candidate pools are kept between tasks
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,9 @@ class Matcher:
             raise InvalidParameterError("the caption embeddings belong to another graph")
         self.graph, self.embeddings, self.captions = graph, embeddings, captions
         self._memo: dict[tuple, list[list[Candidate]]] = {}  # a task re-selected is matched once
+        # a term's candidates and their lexical and caption evidence depend on the term alone, so
+        # a term met in an earlier task (another subset of a user's classes) skips the search
+        self._term_pools: dict[str, dict[str, dict[str, float]]] = {}
         self._closeness = self._closeness_memo()
 
     @classmethod
@@ -188,8 +192,20 @@ class Matcher:
 
     # -- evidence -------------------------------------------------------------------------------
     def _pools(self, terms: list[str], vecs: np.ndarray) -> list[dict[str, dict[str, float]]]:
-        """Per term: its lexical candidates and nearest search-set captions, with caption
-        similarity; captions outside the search set are embedded once, in one batch."""
+        """Per term: its lexical candidates and nearest search-set captions with their caption
+        similarity (copies: callers may add evidence); terms not met before are searched together."""
+        new = sorted({j for j, t in enumerate(terms) if t not in self._term_pools},
+                     key=lambda j: terms[j])
+        if new:
+            if len(self._term_pools) > MAX_TERM_POOLS:
+                self._term_pools.clear()
+            found = self._search_pools([terms[j] for j in new], vecs[new])
+            self._term_pools.update(zip((terms[j] for j in new), found, strict=True))
+        return [{w: dict(ev) for w, ev in self._term_pools[t].items()} for t in terms]
+
+    def _search_pools(self, terms: list[str], vecs: np.ndarray) -> list[dict[str, dict[str, float]]]:
+        """``_pools`` for terms not met before; captions outside the search set are embedded
+        once, in one batch."""
         search = self.captions.search_similarities(vecs)  # (search nodes, terms) in one product
         pools = [self._pool(t, search[:, j]) for j, t in enumerate(terms)]
         index = {w: self.graph.index(w) for pool in pools for w in pool}

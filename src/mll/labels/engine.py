@@ -10,6 +10,7 @@ happens once per image for the whole hub. A model that fails anywhere along the 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -41,6 +42,8 @@ class LabelReport:
     per_model: dict[str, dict] = field(default_factory=dict)
     #: ``{"model_id", "name", "reason", "fix"}`` per model that could not be labelled
     failed: list[dict[str, str]] = field(default_factory=list)
+    #: True when ``stop`` ended the run early: nothing was published, finished shards are kept
+    stopped: bool = False
 
     def fail(self, info, reason: str) -> None:
         """Record that ``info``'s model failed, with what the user can do about it."""
@@ -55,8 +58,14 @@ class LabelReport:
 
 def label_hub(hub_dir: str | Path | None, *, models: list[str] | None = None, db: str | None = None,
               executor: str = "local", batch: int = 256, address: str | None = None,
-              show_progress: bool | None = None) -> LabelReport:
-    """Label what is missing for ``models`` (default: every model in the hub)."""
+              show_progress: bool | None = None,
+              stop: Callable[[], bool] | None = None) -> LabelReport:
+    """Label what is missing for ``models`` (default: every model in the hub).
+
+    ``stop`` is asked between groups of shards (one per core): when it answers True the run
+    ends there without publishing (``report.stopped``), so a background job can be cancelled
+    mid-way; its finished shards stay, as after a crash.
+    """
     from ..corpus import Corpus
     from ..graph import open_graph
     from ..hub import Hub
@@ -100,7 +109,21 @@ def label_hub(hub_dir: str | Path | None, *, models: list[str] | None = None, db
                                                     show_progress)
         index_published(store, graph, corpus, hub, current)  # labels older than the index
         run = get_executor(executor, address=address)
-        seconds, failed = run(str(hub_dir), db, jobs, show_progress, corpus.version)
+        step = len(jobs) if stop is None else max(1, os.cpu_count() or 1)
+        seconds: dict[str, float] = {}
+        failed: dict[str, str] = {}
+        for first in range(0, len(jobs) + 1, max(1, step)):
+            if stop is not None and stop():  # also after the last group: before publishing
+                report.stopped = True
+                report.seconds = round(time.perf_counter() - start, 3)
+                return report
+            group = [j for j in jobs[first: first + step] if j[0] not in failed]
+            if not group:
+                continue
+            took, broke = run(str(hub_dir), db, group, show_progress, corpus.version)
+            for mid, sec in took.items():
+                seconds[mid] = seconds.get(mid, 0.0) + sec
+            failed |= broke
         report.outputs_computed = sum(len(ids) for mid, ids in jobs if mid not in failed)
         for info, _ in todo:
             if info.id in failed:

@@ -109,6 +109,25 @@ def node_models(table, wnid: str) -> list[NodeModel]:
                                       -m.measured.images, m.model_id))
 
 
+def indexed_node_models(table, wnid: str, kind: str | None = None) -> list[NodeModel]:
+    """What :func:`node_models` answers, read from the hub's candidate index (``Hub.serving``:
+    one ranked query) instead of scanning every label: its cost grows with the models that
+    serve the node, not with the hub. Rows of models without a current label in ``table`` (an
+    older graph or corpus) are left out, as the scan leaves them out."""
+    table.graph.index(wnid)
+    out = []
+    for row in table.hub.serving(wnid, kind=kind, limit=None):
+        label = table.models.get(row.model_id)
+        if label is None:
+            continue
+        heads = tuple({"index": c.index, "name": c.name, "wnid": c.wnid}
+                      for c in label.info.classes
+                      if c.wnid and wnid in table.ancestors(c.wnid)) if row.kind == "expert" else ()
+        out.append(NodeModel(row.model_id, row.name, row.kind, row.family, heads,
+                             Measured(row.images, row.correct)))
+    return out
+
+
 def model_nodes(table, model_id: str) -> list[dict]:
     """Per sample node the labelled model covers: its measured accuracy there, best first.
 
@@ -149,3 +168,15 @@ def _no_label(table, model_id: str):
     return UnknownNameError("labelled model", model_id, table.models,
                             hint="it has no label for the current graph and corpus; run "
                                  "'mll label'")
+
+
+def sample_image_list(table, wnid: str, limit: int) -> list[dict]:
+    """Up to ``limit`` sample images of a node: those at the node first, then those below it, in
+    label order; each as its ``id``, ``wnid`` and ``style`` (so a page can show and fetch them)."""
+    table.graph.index(wnid)  # an unknown wnid is an error, not an empty answer
+    nodes = table.image_nodes
+    below = [v for v, up in table.sample_node_ancestors.items() if wnid in up and v != wnid]
+    rows = np.concatenate([np.flatnonzero(nodes == wnid),
+                           np.flatnonzero(np.isin(nodes, below))])[:limit].tolist()
+    ids, styles = table.image_ids, table.image_styles
+    return [{"id": ids[i], "wnid": str(nodes[i]), "style": str(styles[i])} for i in rows]

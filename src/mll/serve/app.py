@@ -8,12 +8,15 @@ codes; what each route answers is computed by the service from the Python API.
 import json
 import logging
 import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
@@ -21,6 +24,7 @@ from pydantic import BaseModel, Field
 from .. import errors
 from .._json import plain
 from . import schemas
+from .ratelimit import limit, limiters
 from .service import HubService
 from .settings import ServeSettings
 from .tokens import TokenInfo
@@ -28,6 +32,8 @@ from .tokens import TokenInfo
 logger = logging.getLogger(__name__)
 
 API_VERSION = "1"
+#: Bounds of an image's ``size`` (pixels a side of a thumbnail).
+MIN_THUMBNAIL, MAX_THUMBNAIL = 16, 1024
 
 #: HTTP status of each kind of user error (the most specific class listed first wins).
 #: An ambiguous name (AmbiguousNameError, also a StoreError) is the user's to fix: 400.
@@ -105,6 +111,7 @@ def requires(role: str):
         if not token.allows(role):
             raise HTTPException(403, f"a {token.role} token cannot do this; it needs the "
                                      f"{role} role or above")
+        request.state.token = token  # whose rate limits the request spends (mll.serve.ratelimit)
         return token
     return check
 
@@ -136,14 +143,25 @@ def create_app(hub: str | Path | None = None, db: str | None = None,
     load on first use. Run it with any ASGI server; ``mll serve`` uses uvicorn.
     """
     settings = settings or ServeSettings()
-    service = HubService(hub, db)
+    service = HubService(hub, db, settings.concurrent_selects)
     logger.info("serving hub %s (database %s), %s reads", service.hub.root,
                 service.hub.store.shown, "anonymous" if settings.public else "token-only")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        """Size the route thread pool (selections waiting their turn each hold a thread)."""
+        import anyio.to_thread
+
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
+        yield
+
     app = FastAPI(title="mll", version=API_VERSION, default_response_class=JSON,
-                  max_body_size=settings.max_body_bytes, docs_url=None, redoc_url=None,
+                  lifespan=lifespan, max_body_size=settings.max_body_bytes, docs_url=None,
+                  redoc_url=None,
                   summary="A hub of image models labelled on a semantic graph: which models "
                           "serve a concept, how well, and which to combine for a new task.")
     app.state.service, app.state.settings = service, settings
+    app.state.limiters = limiters(settings)
     _local_docs(app)
 
     @app.exception_handler(errors.MLLError)
@@ -190,7 +208,7 @@ def create_app(hub: str | Path | None = None, db: str | None = None,
 
     @app.post("/api/models", tags=["models"], status_code=202, response_model=schemas.Job,
               max_body_size=settings.max_upload_bytes + settings.max_body_bytes)
-    def upload(token: uploader,
+    def upload(token: uploader, _: Annotated[None, Depends(limit("upload"))],
                weights: Annotated[UploadFile, File(
                    description=".onnx, .safetensors, or a .zip of a model directory "
                                "(model.safetensors + config.json, or a Hugging Face CLIP "
@@ -235,8 +253,8 @@ def create_app(hub: str | Path | None = None, db: str | None = None,
 
     @app.get("/api/jobs", tags=["jobs"], response_model=schemas.JobList)
     def jobs(token: uploader,
-             state: Annotated[Literal["queued", "running", "done", "failed"] | None,
-                              Query()] = None,
+             state: Annotated[Literal["queued", "running", "done", "failed", "cancelling",
+                                      "cancelled"] | None, Query()] = None,
              limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict:
         """Background jobs, newest first."""
         return service.job_list(state, limit)
@@ -245,6 +263,24 @@ def create_app(hub: str | Path | None = None, db: str | None = None,
     def job(job_id: str, token: reader) -> dict:
         """One job: its state, phase, progress (sample images labelled), and the model it made."""
         return service.job(job_id)
+
+    @app.delete("/api/jobs/{job_id}", tags=["jobs"], response_model=schemas.Job,
+                responses={202: {"description": "Running: its worker stops at its next step "
+                                                "(state cancelling)."},
+                           409: {"description": "The job already ended."}})
+    def cancel(job_id: str, token: uploader) -> JSON:
+        """Cancel a job (its uploader or an admin): a queued job at once (200, cancelled); a
+        running one stops at its worker's next step, which removes the model, label and files it
+        made (202, cancelling; follow it at /api/jobs/{id})."""
+        job = service.jobs.get(job_id)
+        if job.created_by != token.id and not token.allows("admin"):
+            raise HTTPException(403, "only the job's uploader or an admin can cancel it")
+        doc = service.cancel_job(job_id) if job.state not in ("done", "failed") else job.to_dict()
+        if doc["state"] in ("done", "failed"):  # ended before, or while we asked
+            hint = "; remove its model instead (DELETE /api/models/{ref})" \
+                if doc["state"] == "done" else ""
+            raise HTTPException(409, f"job {job_id} already ended ({doc['state']}){hint}")
+        return JSON(doc, status_code=202 if doc["state"] == "cancelling" else 200)
 
     @app.get("/api/nodes", tags=["graph"], response_model=schemas.NodeSearch)
     def nodes(token: reader, q: Annotated[str, Query(min_length=1, max_length=200)],
@@ -258,6 +294,30 @@ def create_app(hub: str | Path | None = None, db: str | None = None,
         """One node (wnid, synset name or word): parents, children, sample image counts, and the
         models that serve it with their measured accuracy there."""
         return service.node(ref)
+
+    @app.get("/api/images/{image_id}", tags=["graph"], response_class=Response,
+             responses={200: {"content": {"image/png": {}},
+                              "description": "The image as PNG."}})
+    def image(request: Request, token: reader,
+              image_id: Annotated[str, PathParam(
+                  pattern=r"^[0-9a-f]{64}$",
+                  description="A sample image's id (sha256 of its pixels), as listed by "
+                              "/api/nodes/{ref}.")],
+              size: Annotated[int | None, Query(
+                  ge=MIN_THUMBNAIL, le=MAX_THUMBNAIL,
+                  description="Scale down to fit this many pixels a side (never up).")] = None,
+              ) -> Response:
+        """A sample image of the hub's corpus, as PNG. Its id is its content, so it never changes:
+        answers are cached for a year (revalidated by ETag)."""
+        etag = f'"{image_id}-{size or 0}"'
+        scope = "public" if settings.public else "private"
+        headers = {"ETag": etag, "Cache-Control": f"{scope}, max-age=31536000, immutable"}
+        sent = {t.strip() for t in request.headers.get("if-none-match", "").split(",")}
+        if etag in sent:
+            service.sample_image(image_id)  # still one of the corpus's sample images
+            return Response(status_code=304, headers=headers)
+        data, media_type = service.image(image_id, size)
+        return Response(data, media_type=media_type, headers=headers)
 
     @app.post("/api/select", tags=["ask"], response_model=schemas.Selection)
     def select(body: SelectRequest, token: reader) -> dict:

@@ -11,6 +11,11 @@ workers die ``MAX_ATTEMPTS`` times is failed rather than retried for ever.
 Only the worker holding a job may move it forward: every update names the worker, so a worker
 that lost its lease (paused too long) learns it at its next renewal and its late writes are
 ignored.
+
+A job is cancelled by its uploader or an admin (:meth:`JobQueue.cancel`, migration
+``jobs_0002``): a queued one at once (``cancelled``); a running one is marked ``cancelling`` and
+its worker stops at its next lease renewal or labelling step, removes what the job made, and
+ends it ``cancelled``. A ``cancelling`` job whose worker died is ended by the next claim.
 """
 
 from __future__ import annotations
@@ -33,7 +38,9 @@ from ..hub.store import Store, json_value
 
 logger = logging.getLogger(__name__)
 
-STATES = ("queued", "running", "done", "failed")
+STATES = ("queued", "running", "done", "failed", "cancelling", "cancelled")
+#: States a job ends in.
+ENDED = ("done", "failed", "cancelled")
 #: Seconds a claim lasts without renewal; a worker renews every third of it.
 DEFAULT_LEASE = 30.0
 #: Claims of one job before it is failed: each one ended with its worker gone mid-job.
@@ -159,6 +166,54 @@ class JobQueue:
     def _claimable(now: datetime):
         return or_(JobRow.state == "queued",
                    and_(JobRow.state == "running", JobRow.lease_until < now))
+
+    def cancel(self, job_id: str) -> JobInfo:
+        """Cancel a job: a queued one now (``cancelled``; its staged upload is the caller's to
+        delete), a running one at its worker's next step (``cancelling``). A job that already
+        ended is returned unchanged; the caller tells by its state."""
+        now = _now()
+        with self.store.write() as s:
+            queued = s.execute(update(JobRow).where(JobRow.id == job_id, JobRow.state == "queued")
+                               .values(state="cancelled", phase="cancelled", finished_at=now,
+                                       message="cancelled before it ran")).rowcount
+            if not queued:
+                s.execute(update(JobRow).where(JobRow.id == job_id, JobRow.state == "running")
+                          .values(state="cancelling",
+                                  message="cancelling: its worker stops at its next step"))
+        info = self.get(job_id)
+        logger.info("job %s %s", job_id, info.state)
+        return info
+
+    def cancelled(self, job_id: str, worker: str) -> bool:
+        """Whether ``worker``'s job was asked to stop (state ``cancelling``, still its own)."""
+        with self.store.read() as s:
+            return s.scalar(select(JobRow.id).where(
+                JobRow.id == job_id, JobRow.worker == worker,
+                JobRow.state == "cancelling")) is not None
+
+    def end_cancelled(self, job_id: str, worker: str | None, message: str) -> bool:
+        """End a ``cancelling`` job as ``cancelled`` once what it made is removed (``worker``:
+        the one holding it; None for a job whose worker died, its lease expired)."""
+        now = _now()
+        mine = (JobRow.worker == worker if worker is not None
+                else or_(JobRow.lease_until.is_(None), JobRow.lease_until < now))
+        with self.store.write() as s:
+            ended = s.execute(update(JobRow).where(JobRow.id == job_id,
+                                                   JobRow.state == "cancelling", mine)
+                              .values(state="cancelled", phase="cancelled", worker=None,
+                                      lease_until=None, finished_at=now,
+                                      message=message[:MAX_MESSAGE])).rowcount == 1
+        if ended:
+            logger.info("job %s cancelled", job_id)
+        return ended
+
+    def orphaned_cancel(self) -> JobInfo | None:
+        """A ``cancelling`` job whose worker died (lease expired), to clean up and end."""
+        with self.store.read() as s:
+            row = s.scalars(select(JobRow).where(JobRow.state == "cancelling",
+                                                 JobRow.lease_until < _now())
+                            .order_by(JobRow.created_at).limit(1)).first()
+            return None if row is None else _info(row)
 
     def claim(self, worker: str, lease: float = DEFAULT_LEASE,
               on_given_up: Callable[[JobInfo], None] | None = None) -> JobInfo | None:

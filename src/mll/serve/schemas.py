@@ -125,11 +125,21 @@ class NodeSearch(_Open):
     nodes: list[NodeFound]
 
 
+class SampleImage(_Open):
+    id: str = Field(description="The image's id: sha256 of its pixels.")
+    wnid: str = Field(description="The node it shows (this node, or one below it).")
+    style: str
+    url: str = Field(description="Where to fetch it: /api/images/{id} (add ?size=N for a "
+                                 "thumbnail).")
+
+
 class NodeDetail(NodeFound):
     lemmas: list[str]
     depth: int
     parents: list[NodeRef]
     children: list[NodeRef]
+    samples: list[SampleImage] = Field(
+        description="Up to 24 of its sample images: those at the node first, then below it.")
     models: list[ServingModel]
 
 
@@ -168,8 +178,9 @@ class Progress(_Open):
 class Job(_Open):
     id: str
     kind: str = Field(description="'upload': add a model, then label it.")
-    state: str = Field(description="queued, running, done or failed")
-    phase: str = Field(description="queued, checking, labelling, done or failed")
+    state: str = Field(description="queued, running, done, failed, cancelling (stops at its "
+                                   "worker's next step) or cancelled")
+    phase: str = Field(description="queued, checking, labelling, done, failed or cancelled")
     progress: Progress
     message: str = Field(description="Why the job failed, or what it produced.")
     model_id: str | None = Field(description="The model, once added (live when state is done).")

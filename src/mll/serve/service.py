@@ -9,6 +9,8 @@ shaped for the wire; nothing here chooses or ranks models itself. The HTTP layer
 from __future__ import annotations
 
 import logging
+import os
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -18,11 +20,18 @@ from ..errors import InvalidParameterError
 
 logger = logging.getLogger(__name__)
 
+#: Sample images a node's answer lists (its counts say how many there are in all).
+NODE_SAMPLES = 24
+#: Selections computed at once per core unless ServeSettings.concurrent_selects says otherwise.
+SELECTS_PER_CORE = 3
+_IMAGE_ID = re.compile(r"[0-9a-f]{64}")
+
 
 class HubService:
     """One hub, opened once: its model records, its labels (loaded on first use) and tokens."""
 
-    def __init__(self, hub: str | Path | None = None, db: str | None = None) -> None:
+    def __init__(self, hub: str | Path | None = None, db: str | None = None,
+                 concurrent_selects: int = 0) -> None:
         from ..selection import LabelTable
         from .jobs import JobQueue
         from .tokens import TokenStore
@@ -32,6 +41,12 @@ class HubService:
         self.tokens = TokenStore(self.hub.store)
         self.jobs = JobQueue(self.hub.store)
         self._load_lock = threading.Lock()
+        # Selection is mostly Python (it holds the GIL): many at once slow each one and starve
+        # every other request of the interpreter; three per core keep the cores busy (numpy
+        # parts run outside the GIL) and the reads fast (docs/serve.md has the measurements).
+        # Waiting threads cost nothing.
+        self.asking = threading.BoundedSemaphore(
+            concurrent_selects or SELECTS_PER_CORE * (os.cpu_count() or 1))
         self._labels_version: tuple | None = None
 
     def close(self) -> None:
@@ -78,13 +93,13 @@ class HubService:
         if concept is None:
             return {"concept": None, "models": [i.summary() for i in self.hub.list(kind, family)]}
         from ..hub.hub import check_kind
-        from ..selection.coverage import node_models
+        from ..selection.coverage import indexed_node_models
 
         check_kind(kind)  # the same check of kind as without a concept
         table = self.labels()
         wnid = table.graph.resolve(concept)
-        served = [m.to_dict() for m in node_models(table, wnid)
-                  if kind in (None, m.kind) and family in (None, m.family)]
+        served = [m.to_dict() for m in indexed_node_models(table, wnid, kind)
+                  if family in (None, m.family)]
         return {"concept": self._node_ref(wnid), "models": served}
 
     def model(self, ref: str) -> dict[str, Any]:
@@ -149,6 +164,18 @@ class HubService:
     def job(self, job_id: str) -> dict[str, Any]:
         return self.jobs.get(job_id).to_dict()
 
+    def cancel_job(self, job_id: str) -> dict[str, Any]:
+        """Cancel a job (queued: now, its staged upload deleted; running: ``cancelling`` until
+        its worker stops and removes what it made). The answer's state says which."""
+        import shutil
+
+        from .uploads import staging_dir
+
+        info = self.jobs.cancel(job_id)
+        if info.state == "cancelled" and info.started_at is None:  # never claimed: ours to tidy
+            shutil.rmtree(staging_dir(self.hub.root, info.id), ignore_errors=True)
+        return info.to_dict()
+
     def job_list(self, state: str | None, limit: int) -> dict[str, Any]:
         return {"jobs": [j.to_dict() for j in self.jobs.list(state, limit)]}
 
@@ -169,9 +196,10 @@ class HubService:
             self._node_ref(w) | {"definition": graph.definition(w),
                                  "sample_images": sample_images(table, w)} for w in found]}
 
-    def node(self, ref: str) -> dict[str, Any]:
-        """A node (wnid, synset name or word) with parents, children, sample images and models."""
-        from ..selection.coverage import node_models, sample_images
+    def node(self, ref: str, samples: int = NODE_SAMPLES) -> dict[str, Any]:
+        """A node (wnid, synset name or word) with parents, children, sample images (counts, and
+        up to ``samples`` of them to show, each with its URL) and models."""
+        from ..selection.coverage import indexed_node_models, sample_image_list, sample_images
 
         table = self.labels()
         graph = table.graph
@@ -182,7 +210,47 @@ class HubService:
             "parents": [self._node_ref(p) for p in node.parents],
             "children": [self._node_ref(c) for c in graph.children(wnid)],
             "sample_images": sample_images(table, wnid),
-            "models": [m.to_dict() for m in node_models(table, wnid)]}
+            "samples": [i | {"url": f"/api/images/{i['id']}"}
+                        for i in sample_image_list(table, wnid, samples)],
+            "models": [m.to_dict() for m in indexed_node_models(table, wnid)]}
+
+    def sample_image(self, image_id: str):
+        """The stored location and bytes of a sample image of the current corpus (an unknown
+        id, or an image of another role, is an UnknownNameError)."""
+        from ..errors import UnknownNameError
+
+        if not isinstance(image_id, str) or not _IMAGE_ID.fullmatch(image_id):
+            raise InvalidParameterError(f"an image id is 64 lowercase hex digits, got "
+                                        f"{str(image_id)[:80]!r}")
+        loc, record, data = self.labels().corpus.encoded(image_id)
+        if record.role != "sample":
+            raise UnknownNameError("sample image", image_id,
+                                   hint="only the corpus's sample images are served")
+        return loc, data
+
+    def image(self, image_id: str, size: int | None = None) -> tuple[bytes, str]:
+        """A sample image of the current corpus as ``(PNG bytes, media type)``; scaled down to fit
+        ``size`` pixels a side when given (never up).
+
+        A stored PNG at full size is sent as stored; small images are stored as raw pixels and
+        encoded here.
+        """
+        import io
+
+        from PIL import Image
+
+        from ..corpus.records import CODEC_PNG
+        from ..corpus.store import decode
+
+        loc, data = self.sample_image(image_id)
+        if loc.codec == CODEC_PNG and (size is None or max(loc.shape[:2]) <= size):
+            return data, "image/png"
+        img = Image.fromarray(decode(loc.codec, data, loc.shape))
+        if size is not None:
+            img.thumbnail((size, size), Image.Resampling.LANCZOS)
+        buf = io.BytesIO()
+        img.save(buf, format="PNG", compress_level=6)
+        return buf.getvalue(), "image/png"
 
     # -- ask ------------------------------------------------------------------------------------
     def select(self, classes: list[str] | str, domain: str = "", method: str = "chco",
@@ -202,4 +270,6 @@ class HubService:
         selector = make_selector(method, **(params or {}))
         selector.validate_params()
         task = Task.create(classes, domain=domain, pinned=pinned)
-        return plain(selector.fit(self.labels()).select(task).to_dict())
+        table = self.labels()
+        with self.asking:
+            return plain(selector.fit(table).select(task).to_dict())

@@ -69,6 +69,12 @@ class Worker:
 
     def run_once(self) -> JobInfo | None:
         """Claim one job and run it to its end; None when no job was waiting."""
+        orphan = self.queue.orphaned_cancel()
+        if orphan is not None:  # cancelled while its worker died: clean up and end it here
+            self._remove_made(orphan, None)
+            self.queue.end_cancelled(orphan.id, None, "cancelled (its worker had stopped); "
+                                                      "nothing of the upload was kept")
+            return self.queue.get(orphan.id)
         job = self.queue.claim(self.name, self.lease, on_given_up=self._clean_up)
         if job is None:
             return None
@@ -102,13 +108,20 @@ class Worker:
                                 source=p.get("source"), license=p.get("license"),
                                 domain=p.get("domain", ""), options=p.get("options"),
                                 max_bytes=p["max_bytes"])
+            if beat.should_stop():
+                raise _Cancelled
             beat.update(phase="labelling", model_id=info.id)
             beat.watch(self.hub.root, info.content_hash)
             report = label_hub(self.hub.root, models=[info.id], db=self.db,
                                executor=self.executor, address=self.address, batch=self.batch,
-                               show_progress=False)
+                               show_progress=False, stop=beat.should_stop)
+            if report.stopped:
+                raise _Cancelled
             if report.failed:
                 raise InvalidParameterError(f"labelling failed: {report.failed[0]['reason']}")
+        except _Cancelled:
+            self._cancel(job, info)
+            return
         except MLLError as exc:
             self._fail(job, info, " ".join(str(exc).split()))
             return
@@ -125,6 +138,36 @@ class Worker:
                                      "images run by this attempt (the rest were done before "
                                      "it)"):
             shutil.rmtree(staging, ignore_errors=True)
+        elif self.queue.cancelled(job.id, self.name):  # cancelled as its label was published
+            self._cancel(job, info)
+
+    def _cancel(self, job: JobInfo, info: Any) -> None:
+        """End a job cancelled mid-way: remove what it made, then mark it cancelled."""
+        self._remove_made(job, info)
+        when = "before its model was added" if info is None else "while it was being labelled"
+        self.queue.end_cancelled(job.id, self.name, f"cancelled {when}; nothing of the upload "
+                                                    "was kept")
+
+    def _remove_made(self, job: JobInfo, info: Any) -> None:
+        """Remove what a cancelled job made: the model it added (row, card, label summary,
+        artifact), that model's label files and shards unless another model has the same
+        content, and the staged upload. Idempotent: a second worker may run it again."""
+        from ..labels import LabelStore
+
+        if info is None and job.model_id is not None:
+            try:
+                info = self.hub.get(job.model_id)
+            except MLLError:
+                info = None
+        if info is not None and _created_by(info, job):
+            try:
+                self.hub.remove(info.id)
+            except MLLError as exc:
+                logger.warning("cancelling job %s: %s", job.id, exc)
+            if not any(m.content_hash == info.content_hash for m in self.hub.list()):
+                shutil.rmtree(LabelStore(self.hub.root).model_dir(info.content_hash),
+                              ignore_errors=True)
+        shutil.rmtree(staging_dir(self.hub.root, job.id), ignore_errors=True)
 
     def _clean_up(self, job: JobInfo) -> None:
         """What a job given up on left: its staged file, and the model it added unlabelled."""
@@ -138,6 +181,9 @@ class Worker:
         shutil.rmtree(staging_dir(self.hub.root, job.id), ignore_errors=True)
 
     def _fail(self, job: JobInfo, info: Any, message: str) -> None:
+        if self.queue.cancelled(job.id, self.name):  # cancelled meanwhile: that ends it
+            self._cancel(job, info)
+            return
         if not self.queue.renew(job.id, self.name, self.lease):
             logger.warning("job %s failed here (%s) but is no longer this worker's; leaving it "
                            "to the worker that holds it", job.id, message)
@@ -149,6 +195,10 @@ class Worker:
                 message += f" (and removing the model failed: {exc})"
         if self.queue.finish(job.id, self.name, failed=True, message=message):
             shutil.rmtree(staging_dir(self.hub.root, job.id), ignore_errors=True)
+
+
+class _Cancelled(Exception):
+    """The job in hand was cancelled: stop and remove what it made."""
 
 
 def _created_by(info: Any, job: JobInfo) -> bool:
@@ -167,6 +217,19 @@ class _Heartbeat:
         self._watch: tuple[Path, str] | None = None
         self._thread = threading.Thread(target=self._loop, name=f"lease {job_id}", daemon=True)
         self.lost = False
+        self.cancel = threading.Event()
+        self._asked = 0.0
+
+    def should_stop(self) -> bool:
+        """Whether the job was cancelled: known from the last renewal, or asked of the database
+        at most once a second (labelling asks between groups of shards)."""
+        import time
+
+        if not self.cancel.is_set() and time.monotonic() - self._asked >= 1.0:
+            self._asked = time.monotonic()
+            if self.queue.cancelled(self.job_id, self.worker):
+                self.cancel.set()
+        return self.cancel.is_set()
 
     def start(self) -> None:
         self._thread.start()
@@ -211,6 +274,9 @@ class _Heartbeat:
         with self._lock:
             fields = dict(self._fields)
         if not self.queue.renew(self.job_id, self.worker, self.lease, **fields):
+            if self.queue.cancelled(self.job_id, self.worker):
+                self.cancel.set()
+                return
             if not self.lost:
                 logger.warning("job %s is no longer this worker's (its lease expired)",
                                self.job_id)

@@ -249,33 +249,40 @@ def measure_selection(source: str, size: int, work: Path, seed: int) -> dict:
 
 
 def plot_selection(results: list[dict], path: Path) -> None:
+    """Warm and cold selection time, table open and peak memory against labelled models; runs
+    with different ``note`` (e.g. machine load) are drawn as separate series."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = sorted(results, key=lambda r: r["synthetic"])
-    x = [r["labelled_models"] for r in rows]
-    fig, (ax, mem) = plt.subplots(1, 2, figsize=(9, 3.6))
-    for k, mark in ((10, "o"), (100, "s")):
-        ax.plot(x, [r[f"classes_{k}"]["warm_seconds"] for r in rows], "-" + mark,
-                label=f"{k}-class warm")
-        ax.plot(x, [r[f"classes_{k}"]["cold_seconds"] for r in rows], ":" + mark,
-                label=f"{k}-class cold")
-    ax.plot(x, [r["open_seconds"] for r in rows], "-^", label="table open")
+    groups: dict[str, list[dict]] = {}
+    for r in results:
+        groups.setdefault(r.get("note", ""), []).append(r)
+    fig, (ax, mem) = plt.subplots(1, 2, figsize=(10, 4))
+    for g, (note, rows) in enumerate(groups.items()):
+        rows = sorted(rows, key=lambda r: r["labelled_models"])
+        x = [r["labelled_models"] for r in rows]
+        tag = f" [{note}]" if len(groups) > 1 else ""
+        style = "-" if g == len(groups) - 1 else ":"
+        for k, mark in ((10, "o"), (100, "s")):
+            ax.plot(x, [r[f"classes_{k}"]["warm_seconds"] for r in rows], style + mark,
+                    label=f"{k}-class warm{tag}")
+        ax.plot(x, [r["open_seconds"] for r in rows], style + "^", label=f"table open{tag}")
+        mem.plot(x, [r["peak_rss_mb"] for r in rows], style + "o", label=note or "peak RSS")
     ax.axhline(2, color="gray", lw=0.8, ls=":")
     ax.axhline(0.2, color="gray", lw=0.8, ls=":")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("labelled models")
     ax.set_ylabel("seconds")
-    ax.set_title("chco selection against hub size")
-    ax.legend(fontsize=7)
-    mem.plot(x, [r["peak_rss_mb"] for r in rows], "-o")
+    ax.set_title("chco selection against hub size (goals: 0.2 s, 2 s)")
+    ax.legend(fontsize=6)
     mem.set_xscale("log")
     mem.set_xlabel("labelled models")
     mem.set_ylabel("peak RSS (MB)")
     mem.set_title("peak memory")
+    mem.legend(fontsize=6)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

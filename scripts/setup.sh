@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# chromium: the web UI's browser tests drive it through playwright (never 'playwright install').
 APT_PACKAGES=(wordnet-base wordnet-sense-index dataset-fashion-mnist fonts-noto-color-emoji
-              tuxpaint-stamps-default libcairo2)
+              tuxpaint-stamps-default libcairo2 chromium)
 STAMP=.venv/.mll-installed
 
 missing_apt=()

@@ -39,6 +39,8 @@ class Limits:
     #: Bytes of metadata inside a model or predictor file (a predictor's manifest, the tokenizer
     #: and config files a bundle carries); a large CLIP tokenizer is about 20 MB.
     max_metadata_bytes: int = 64 * 1024**2
+    #: Images of one task solved over HTTP (files sent, or files in the zip sent).
+    max_solve_images: int = 1000
     #: Seconds an LLM endpoint may take for one answer, retries included.
     llm_deadline_seconds: float = 120.0
 

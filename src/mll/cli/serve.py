@@ -1,4 +1,5 @@
-"""``mll serve`` (the hub over HTTP) and ``mll token`` (the API tokens it accepts)."""
+"""``mll serve`` (the hub over HTTP), ``mll token`` (the API tokens it accepts) and ``mll user``
+(the web UI's password accounts)."""
 
 from __future__ import annotations
 
@@ -35,11 +36,14 @@ from .hub import _open, db_option
 @click.option("--concurrent-selects", default=0, show_default=True, type=click.IntRange(0),
               help="Selections computed at once; more wait their turn so reads stay fast "
                    "(0: three per core).")
+@click.option("--keep-solves", default=50, show_default=True, type=click.IntRange(1),
+              help="Solved tasks whose report and predictor stay downloadable.")
 @hub_option
 @db_option
 def serve(host: str, port: int, public: bool, workers: int, executor: str, max_upload_mb: int,
           uploads_per_minute: float, upload_burst: int, solves_per_minute: float,
-          solve_burst: int, concurrent_selects: int, hub: Path, db: str | None) -> None:
+          solve_burst: int, concurrent_selects: int, keep_solves: int, hub: Path,
+          db: str | None) -> None:
     """Serve the hub's HTTP API (OpenAPI schema at /openapi.json, interactive docs at /docs)."""
     from ..errors import MissingDependencyError, NotBuiltError
     from ..serve import ServeSettings, create_app
@@ -52,15 +56,15 @@ def serve(host: str, port: int, public: bool, workers: int, executor: str, max_u
         public=public, max_upload_bytes=max_upload_mb * 1024**2,
         upload_per_minute=uploads_per_minute, upload_burst=upload_burst,
         solve_per_minute=solves_per_minute, solve_burst=solve_burst,
-        concurrent_selects=concurrent_selects))
+        concurrent_selects=concurrent_selects, keep_solves=keep_solves))
     try:  # load the labels now, so the first requests do not wait for them
         app.state.service.warm()
     except NotBuiltError as exc:
         click.echo(f"Warning: {exc}; model and token endpoints work, the others answer 503",
                    err=True)
     reads = "anyone may read" if public else "reads need a reader token ('mll token create')"
-    click.echo(f"serving {app.state.service.hub.root} on http://{host}:{port} (API docs at "
-               f"/docs); {reads}", err=True)
+    click.echo(f"serving {app.state.service.hub.root} on http://{host}:{port} (web pages at /, "
+               f"API docs at /docs); {reads}", err=True)
     pool = _WorkerPool(app.state.service.hub.root, db, workers, executor)
     try:
         uvicorn.run(app, host=host, port=port, log_level="info")
@@ -243,4 +247,75 @@ def revoke(token_id: str, hub: Path, db: str | None, as_json: bool) -> None:
         click.echo(f"revoked {info.id}  {info.role}  {info.name}")
 
 
-commands = [serve, worker, token]
+@click.group("user")
+def user() -> None:
+    """Password accounts of the web UI: create, list, remove (API tokens log in too)."""
+
+
+@user.command("create")
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice(["reader", "uploader", "admin"]),
+              help="As for tokens: reader < uploader < admin.")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the password from the first line of stdin instead of a prompt.")
+@hub_option
+@db_option
+@json_option
+def user_create(name: str, role: str, password_stdin: bool, hub: Path, db: str | None,
+                as_json: bool) -> None:
+    """Create a user; only an argon2id hash of the password is stored."""
+    import sys
+
+    from ..serve.accounts import Accounts, check_name, check_password
+
+    check_name(name)  # before asking for a password
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True,
+                                err=True)
+    check_password(password)
+    with _open(hub, db) as h:
+        info = Accounts(h.store).create_user(name, role, password)
+    if as_json:
+        emit_json(info.to_dict())
+    else:
+        click.echo(f"created {info.role} user {info.name}")
+
+
+@user.command("list")
+@hub_option
+@db_option
+@json_option
+def user_list(hub: Path, db: str | None, as_json: bool) -> None:
+    """Every user: name, role, when created (never the password hash)."""
+    from ..serve.accounts import Accounts
+
+    with _open(hub, db) as h:
+        infos = Accounts(h.store).users()
+    if as_json:
+        emit_json([i.to_dict() for i in infos])
+        return
+    click.echo(f"{'name':24}  {'role':8}  created")
+    for i in infos:
+        click.echo(f"{i.name:24}  {i.role:8}  {i.created_at}")
+
+
+@user.command("remove")
+@click.argument("name")
+@hub_option
+@db_option
+@json_option
+def user_remove(name: str, hub: Path, db: str | None, as_json: bool) -> None:
+    """Remove a user; its web sessions end at once."""
+    from ..serve.accounts import Accounts
+
+    with _open(hub, db) as h:
+        info = Accounts(h.store).remove_user(name)
+    if as_json:
+        emit_json({"removed": info.to_dict()})
+    else:
+        click.echo(f"removed {info.role} user {info.name}")
+
+
+commands = [serve, worker, token, user]

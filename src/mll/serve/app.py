@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi import Path as PathParam
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
@@ -98,6 +98,17 @@ def requires(role: str):
               ) -> TokenInfo | None:
         service: HubService = request.app.state.service
         settings: ServeSettings = request.app.state.settings
+        if creds is None and request.method in ("GET", "HEAD"):
+            # A web UI login also reads the API (a job's progress, a solve's report): on GET
+            # only, so a cross-site form can never write with it.
+            from .ui.routes import session_of
+
+            session = session_of(request)
+            if session is not None:
+                if not session.allows(role):
+                    raise HTTPException(403, f"a {session.role} login cannot do this; it needs "
+                                             f"the {role} role or above")
+                return None
         if creds is None:
             if role == "reader" and settings.public:
                 return None
@@ -325,4 +336,35 @@ def create_app(hub: str | Path | None = None, db: str | None = None,
         return service.select(body.classes, body.domain, body.method, body.params,
                               body.pinned or None)
 
+    @app.post("/api/solve", tags=["ask"], response_model=schemas.Solve,
+              max_body_size=settings.max_solve_bytes)
+    def solve(token: reader, _: Annotated[None, Depends(limit("solve"))],
+              classes: Annotated[str, Form(
+                  max_length=100_000, description="Class names, one per line.")],
+              files: Annotated[list[UploadFile], File(
+                  description="The images to classify (several files), or one .zip of them.")],
+              domain: Annotated[str, Form(max_length=500)] = "") -> dict:
+        """Solve a task: select models for the classes, predict the images, keep the HTML report
+        and the saved predictor for download (their URLs are in the answer)."""
+        return service.solve(classes, domain, [(f.filename or "", f.file) for f in files],
+                             max_bytes=settings.max_solve_bytes, keep=settings.keep_solves)
+
+    @app.get("/api/solves/{solve_id}/report", tags=["ask"], response_class=FileResponse,
+             responses={200: {"content": {"text/html": {}}}})
+    def solve_report(solve_id: str, token: reader) -> FileResponse:
+        """A solved task's HTML report: plan, predicted accuracy, examples per class."""
+        return FileResponse(service.solve_file(solve_id, "report"), media_type="text/html")
+
+    @app.get("/api/solves/{solve_id}/predictor", tags=["ask"], response_class=FileResponse,
+             responses={200: {"content": {"application/zip": {}}}})
+    def solve_predictor(solve_id: str, token: reader) -> FileResponse:
+        """A solved task's saved predictor: one zip with the models' weights, loadable without
+        the hub (``mll.reuse.load_predictor``)."""
+        return FileResponse(service.solve_file(solve_id, "predictor"),
+                            media_type="application/zip",
+                            filename=f"predictor-{solve_id[:8]}.zip")
+
+    from .ui.routes import register as register_ui
+
+    register_ui(app)
     return app

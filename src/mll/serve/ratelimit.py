@@ -77,10 +77,14 @@ def limiters(settings: ServeSettings) -> dict[str, RateLimiter]:
 
 def principal(request: Request) -> str:
     """Whose bucket a request spends: the token its role dependency accepted
-    (``request.state.token``), else its client address (an anonymous read of a public hub)."""
+    (``request.state.token``), else the web UI login it came with (a token login shares the
+    token's bucket), else its client address (an anonymous read of a public hub)."""
     token = getattr(request.state, "token", None)
     if token is not None:
         return f"token:{token.id}"
+    session = request.scope.get("ui_session")  # set by mll.serve.ui.routes.session_of
+    if session is not None:
+        return f"{session.kind}:{session.subject}"
     return f"address:{request.client.host if request.client else 'unknown'}"
 
 

@@ -170,6 +170,31 @@ class Selection(_Open):
     diagnostics: dict[str, Any]
 
 
+class Prediction(_Open):
+    file: str = Field(description="The sent file's name (a zip member's name for a zip).")
+    class_: str = Field(alias="class")
+    confidence: float
+
+
+class Skipped(_Open):
+    file: str
+    reason: str
+
+
+class Solve(_Open):
+    """A solved task: predictions, the selection behind them, and where the report and the
+    saved predictor are."""
+
+    solve_id: str
+    classes: list[str]
+    domain: str
+    predictions: list[Prediction]
+    skipped: list[Skipped]
+    selection: Selection
+    report_url: str
+    predictor_url: str
+
+
 class Progress(_Open):
     done: int = Field(description="Sample images the model has outputs for.")
     total: int = Field(description="Sample images to label (0 until labelling starts).")

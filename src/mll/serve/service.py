@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .._json import plain
-from ..errors import InvalidParameterError
+from ..errors import InvalidParameterError, NotBuiltError
 
 logger = logging.getLogger(__name__)
 
@@ -33,13 +33,17 @@ class HubService:
     def __init__(self, hub: str | Path | None = None, db: str | None = None,
                  concurrent_selects: int = 0) -> None:
         from ..selection import LabelTable
+        from .accounts import Accounts
         from .jobs import JobQueue
+        from .solves import SolveStore
         from .tokens import TokenStore
 
         self.table = LabelTable(hub, db=db)
         self.hub = self.table.hub  # opens the store now: a missing hub is an error at start
         self.tokens = TokenStore(self.hub.store)
         self.jobs = JobQueue(self.hub.store)
+        self.accounts = Accounts(self.hub.store)
+        self.solves = SolveStore(self.hub.root)
         self._load_lock = threading.Lock()
         # Selection is mostly Python (it holds the GIL): many at once slow each one and starve
         # every other request of the interpreter; three per core keep the cores busy (numpy
@@ -273,3 +277,88 @@ class HubService:
         table = self.labels()
         with self.asking:
             return plain(selector.fit(table).select(task).to_dict())
+
+    def solve(self, classes: str | list[str], domain: str,
+              files: list[tuple[str, Any]], *, method: str = "chco", max_bytes: int,
+              keep: int = 20) -> dict[str, Any]:
+        """Select for the task, predict the sent images (several files or one zip), and keep the
+        HTML report and the saved predictor (``mll.reuse.solve``, as ``mll solve`` runs it).
+
+        ``classes``: a list, or text with one class per line (commas also separate).
+        """
+        import shutil
+
+        from ..reuse import solve
+        from ..selection import Task
+        from .solves import stage_images
+
+        if isinstance(classes, str):
+            classes = [c for c in re.split(r"[\n,]", classes) if c.strip()]
+        task = Task.create(classes, domain=domain)
+        solve_id, work = self.solves.new_work()
+        try:  # the sent files are checked before the labels are loaded
+            staged = stage_images(work, files, max_bytes)
+            if not staged.names:
+                raise InvalidParameterError(
+                    f"none of the {len(staged.skipped)} files sent is an image: "
+                    f"{staged.skipped[0]['file']!r}: {staged.skipped[0]['reason']}")
+            table = self.labels()
+            try:
+                with self.asking:  # a solve selects too: it waits its turn as selections do
+                    result = solve(table, task, staged.folder, method=method,
+                                   report=work / "report.html", save=work / "predictor.zip")
+            except InvalidParameterError as exc:  # name the sent files, not the staging paths
+                raise InvalidParameterError(self._sent_names(str(exc), staged)) from None
+            names = [staged.names[Path(p).name] for p in result.paths]
+            doc = {"solve_id": solve_id, "classes": list(task.classes), "domain": task.domain,
+                   "predictions": [
+                       {"file": n, "class": task.classes[k], "confidence": round(float(c), 4)}
+                       for n, k, c in zip(names, result.predictions, result.confidences,
+                                          strict=True)],
+                   "skipped": staged.skipped + [
+                       {"file": staged.names.get(Path(s["path"]).name, "unnamed"),
+                        "reason": self._sent_names(s["reason"], staged)}
+                       for s in result.skipped],
+                   "selection": plain(result.selection.to_dict()),
+                   "report_url": f"/api/solves/{solve_id}/report",
+                   "predictor_url": f"/api/solves/{solve_id}/predictor"}
+            self.solves.publish(solve_id, work, plain(doc), keep)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        logger.info("solved a task of %d classes on %d images (%s)", len(task.classes),
+                    len(names), solve_id)
+        return doc
+
+    @staticmethod
+    def _sent_names(message: str, staged) -> str:
+        """A message about staged files with each file's sent name in place of its path."""
+        for staged_name, sent in staged.names.items():
+            message = message.replace(str(staged.folder / staged_name), sent)
+        return message.replace(f"under {staged.folder}", "sent").replace(str(staged.folder),
+                                                                          "the images sent")
+
+    def solve_file(self, solve_id: str, which: str) -> Path:
+        """A kept solve's ``report`` (HTML) or ``predictor`` (zip)."""
+        return self.solves.path(solve_id, which)
+
+    # -- pages ----------------------------------------------------------------------------------
+    def figures(self) -> dict[str, Any]:
+        """What the hub holds: models (labelled or not), nodes with sample images, labels."""
+        models = self.hub.list()
+        doc = {"models": len(models), "experts": sum(m.kind == "expert" for m in models),
+               "vlms": sum(m.kind == "vlm" for m in models),
+               "labelled": sum(bool(m.labelled) for m in models),
+               "sample_images": None, "nodes_with_samples": None}
+        try:
+            table = self.labels()
+        except NotBuiltError:
+            return doc
+        return doc | {"sample_images": len(table.samples.ids),
+                      "nodes_with_samples": len(set(table.samples.nodes.tolist()))}
+
+    def find_models(self, text: str, limit: int = 20) -> list[dict[str, Any]]:
+        """Models whose name or family contains ``text`` (case-insensitive), oldest first."""
+        needle = text.strip().lower()
+        return [m.summary() for m in self.hub.list()
+                if needle and (needle in m.name.lower() or needle in m.family.lower())][:limit]

@@ -1,0 +1,1 @@
+"""The web UI of ``mll serve``: server-rendered pages (``routes``), templates and static files."""

@@ -24,6 +24,7 @@ ratio's mean absolute error is 0.249, the logit shift's 0.261, no transfer 0.270
 
 from __future__ import annotations
 
+import threading
 import zlib
 from dataclasses import dataclass
 
@@ -87,6 +88,7 @@ class StyleCounts:
 
     @classmethod
     def of(cls, table) -> StyleCounts:
+        """Counts of every labelled model (reads every label) and the prototypes."""
         counts = cls(table)
         rows = [(m.id, *counts._model_hits(m)) for m in table.models.values()]
         hit, inside = counts._proto_hits()
@@ -98,6 +100,19 @@ class StyleCounts:
         counts.beaten = np.stack([np.where(inside, r[0], np.nan).astype(np.float32)
                                   for _, _, inside, r in rows])
         counts.true_score = np.stack([r[1] for _, _, _, r in rows])
+        return counts
+
+    @classmethod
+    def lazy(cls, table) -> StyleCounts:
+        """Counts of the prototypes now; a model's when :meth:`row` first asks for it, so a
+        selection reads only its candidates' labels (thread-safe: rows are only appended)."""
+        counts = cls(table)
+        counts._table_models = table.models
+        counts._grow = threading.Lock()
+        counts.model_ids = ["proto"]
+        _, hit, inside = ("proto", *counts._proto_hits())
+        counts.correct = counts._cells(hit & inside)[None]
+        counts.count = counts._cells(inside)[None]
         return counts
 
     def _cells(self, mask: np.ndarray) -> np.ndarray:
@@ -172,10 +187,22 @@ class StyleCounts:
         try:
             return self.model_ids.index(model_id)
         except ValueError:
+            pass
+        models = getattr(self, "_table_models", None)
+        if models is None or model_id not in models:
             return None
+        _, hit, inside = (model_id, *self._model_hits(models[model_id]))
+        with self._grow:
+            if model_id not in self.model_ids:  # another thread may have added it meanwhile
+                self.correct = np.concatenate([self.correct, self._cells(hit & inside)[None]])
+                self.count = np.concatenate([self.count, self._cells(inside)[None]])
+                self.model_ids = [*self.model_ids, model_id]
+            return self.model_ids.index(model_id)
 
     def competence(self) -> dict[str, dict[str, dict[str, float]]]:
         """Per model and style group: accuracy (add-one smoothed) and in-domain images."""
+        for m in getattr(self, "_table_models", ()):  # a lazy instance: every model now
+            self.row(m)
         c, n = self.correct.sum(axis=1), self.count.sum(axis=1)
         return {m: {g: {"accuracy": round(float((c[i, j] + 1) / (n[i, j] + 2)), 4),
                         "images": int(n[i, j])} for j, g in enumerate(self.groups)}

@@ -110,9 +110,11 @@ class StyleCounts:
         counts._table_models = table.models
         counts._grow = threading.Lock()
         counts.model_ids = ["proto"]
-        _, hit, inside = ("proto", *counts._proto_hits())
+        hit, inside = counts._proto_hits()
         counts.correct = counts._cells(hit & inside)[None]
         counts.count = counts._cells(inside)[None]
+        none = np.full((1, len(hit)), np.nan, dtype=np.float32)
+        counts.beaten, counts.true_score = none, none.copy()
         return counts
 
     def _cells(self, mask: np.ndarray) -> np.ndarray:
@@ -191,11 +193,16 @@ class StyleCounts:
         models = getattr(self, "_table_models", None)
         if models is None or model_id not in models:
             return None
-        _, hit, inside = (model_id, *self._model_hits(models[model_id]))
+        hit, inside, (beaten, best) = self._model_hits(models[model_id])
         with self._grow:
             if model_id not in self.model_ids:  # another thread may have added it meanwhile
+                # every array grows before the id is listed: a reader that finds the id finds
+                # its row in each of them
                 self.correct = np.concatenate([self.correct, self._cells(hit & inside)[None]])
                 self.count = np.concatenate([self.count, self._cells(inside)[None]])
+                self.beaten = np.concatenate(
+                    [self.beaten, np.where(inside, beaten, np.nan).astype(np.float32)[None]])
+                self.true_score = np.concatenate([self.true_score, best[None]])
                 self.model_ids = [*self.model_ids, model_id]
             return self.model_ids.index(model_id)
 

@@ -11,8 +11,17 @@ note when PostgreSQL's binaries or psycopg are missing), then measures on each:
 - **disk**: database bytes per model (SQLite file with its WAL; PostgreSQL ``pg_database_size``
   less that of the empty database).
 
+With ``--selection`` it measures selection instead, on the source hub plus N synthetic experts
+with label files (the source's corpus, graph and real models are shared by hard links; its
+database is copied with SQLite's backup API): in a fresh process per size, the label table's
+open time (models listed, sample images and prototype features loaded), chco's cold and warm
+(median of 3) selection time for a 10-class and a 100-class task whose classes are sample nodes
+drawn with a seed, the labels it read, and the process's peak resident memory.
+
 Usage: .venv/bin/python benchmarks/scale.py --source HUB [--sizes 1000 10000 100000]
        [--work DIR] [--plot docs/bench/scale.png] [--json]
+       .venv/bin/python benchmarks/scale.py --source HUB --selection [--sizes ...] [--work DIR]
+       [--plot docs/bench/scale_selection.png] [--json]
        .venv/bin/python benchmarks/scale.py --replot docs/bench/scale.json --plot docs/bench/scale.png
 """
 
@@ -162,6 +171,123 @@ def measure(source: str, size: int, dest: Path, db: str | None, seed: int) -> di
     return result
 
 
+def copy_hub(source: Path, dest: Path) -> None:
+    """A hub at ``dest`` sharing ``source``'s immutable files (hard links), with its own
+    database (SQLite backup API) and caches (copied: they are written in place)."""
+    import sqlite3
+
+    dest.mkdir(parents=True)
+    for name in ("artifacts", "corpus", "graph", "labels"):
+        if (source / name).exists():
+            subprocess.run(["cp", "-al", str(source / name), str(dest / name)], check=True)
+    if (source / "cache").exists():
+        shutil.copytree(source / "cache", dest / "cache")
+    src = sqlite3.connect(f"file:{source / 'mll.db'}?mode=ro", uri=True)
+    dst = sqlite3.connect(dest / "mll.db")
+    src.backup(dst)
+    dst.close()
+    src.close()
+
+
+SELECTION_CODE = """
+import json, resource, sys, time
+import numpy as np
+from mll.selection import LabelTable, Task, make_selector
+t = time.perf_counter()
+table = LabelTable(sys.argv[1])
+_ = table.models, table.samples, table.proto_features
+opened = time.perf_counter() - t
+graph, rng = table.graph, np.random.default_rng(int(sys.argv[2]))
+nodes = sorted(set(table.image_nodes.tolist()))
+out = {"open_seconds": round(opened, 3), "labelled_models": len(table.models)}
+for k in (10, 100):
+    picked, names = {}, set()
+    for v in rng.permutation(nodes).tolist():
+        name = graph.name(v).replace(",", " ")
+        if name.lower() not in names:
+            names.add(name.lower())
+            picked[name] = v
+        if len(picked) == k:
+            break
+    task = Task.create(list(picked), pinned=picked, name=f"{k} classes")
+    selector = make_selector("chco").fit(table)
+    before = table.models.reads
+    t = time.perf_counter()
+    sel = selector.select(task)
+    cold = time.perf_counter() - t
+    warm = []
+    for _ in range(3):
+        t = time.perf_counter()
+        selector.select(task)
+        warm.append(time.perf_counter() - t)
+    out[f"classes_{k}"] = {"cold_seconds": round(cold, 3),
+                           "warm_seconds": round(float(np.median(warm)), 3),
+                           "labels_read": table.models.reads - before,
+                           "candidate_experts": sel.diagnostics.get("candidate_experts"),
+                           "predicted_accuracy": sel.predicted_accuracy}
+out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+print(json.dumps(out))
+"""
+
+
+def measure_selection(source: str, size: int, work: Path, seed: int) -> dict:
+    """Selection figures on ``source`` plus ``size`` synthetic experts (a fresh process). One
+    hub grows from size to size: the same seed draws the same first models, so the hub at 10k
+    holds the one at 1k."""
+    from mll.bench.synthetic import build_synthetic_hub
+
+    dest = work / "selection"
+    if not (dest / "mll.db").is_file():
+        copy_hub(Path(source), dest)
+    report = build_synthetic_hub(source, dest, size, seed=seed, vlm_share=0.0)
+    run = subprocess.run([sys.executable, "-c", SELECTION_CODE, str(dest), str(seed)],
+                         check=True, capture_output=True, text=True,
+                         env=os.environ | {"MLL_NO_PROGRESS": "1"})
+    labels = sum(p.stat().st_size for p in (dest / "labels").rglob("*") if p.is_file())
+    return {"synthetic": size, "build_seconds": report.seconds,
+            "label_bytes": labels} | json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def plot_selection(results: list[dict], path: Path) -> None:
+    """Warm and cold selection time, table open and peak memory against labelled models; runs
+    with different ``note`` (e.g. machine load) are drawn as separate series."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups: dict[str, list[dict]] = {}
+    for r in results:
+        groups.setdefault(r.get("note", ""), []).append(r)
+    fig, (ax, mem) = plt.subplots(1, 2, figsize=(10, 4))
+    for g, (note, rows) in enumerate(groups.items()):
+        rows = sorted(rows, key=lambda r: r["labelled_models"])
+        x = [r["labelled_models"] for r in rows]
+        tag = f" [{note}]" if len(groups) > 1 else ""
+        style = "-" if g == len(groups) - 1 else ":"
+        for k, mark in ((10, "o"), (100, "s")):
+            ax.plot(x, [r[f"classes_{k}"]["warm_seconds"] for r in rows], style + mark,
+                    label=f"{k}-class warm{tag}")
+        ax.plot(x, [r["open_seconds"] for r in rows], style + "^", label=f"table open{tag}")
+        mem.plot(x, [r["peak_rss_mb"] for r in rows], style + "o", label=note or "peak RSS")
+    ax.axhline(2, color="gray", lw=0.8, ls=":")
+    ax.axhline(0.2, color="gray", lw=0.8, ls=":")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("labelled models")
+    ax.set_ylabel("seconds")
+    ax.set_title("chco selection against hub size (goals: 0.2 s, 2 s)")
+    ax.legend(fontsize=6)
+    mem.set_xscale("log")
+    mem.set_xlabel("labelled models")
+    mem.set_ylabel("peak RSS (MB)")
+    mem.set_title("peak memory")
+    mem.legend(fontsize=6)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
 def plot(results: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -200,18 +326,35 @@ def main() -> None:
                         "(default: a temporary directory, removed at the end)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--selection", action="store_true",
+                        help="measure selection on the source plus synthetic experts")
     parser.add_argument("--plot", type=Path, default=None)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.replot:
         if not args.plot:
             parser.error("--replot needs --plot")
-        plot(json.loads(args.replot.read_text()), args.plot)
+        rows = json.loads(args.replot.read_text())
+        (plot_selection if rows and "synthetic" in rows[0] else plot)(rows, args.plot)
         return
     if not args.source:
         parser.error("--source is required (a labelled hub, e.g. one 'mll starter --quick' built)")
     work = args.work or Path(tempfile.mkdtemp(prefix="mll-scale-"))
     results = []
+    if args.selection:
+        try:
+            for size in args.sizes:
+                results.append(measure_selection(args.source, size, work, args.seed))
+                if not args.json:
+                    print(json.dumps(results[-1]), flush=True)
+        finally:
+            if args.work is None:
+                shutil.rmtree(work, ignore_errors=True)
+        if args.plot:
+            plot_selection(results, args.plot)
+        if args.json:
+            print(json.dumps(results, indent=1))
+        return
     try:
         with postgres() if not args.no_postgres else _none() as pg:
             for size in args.sizes:

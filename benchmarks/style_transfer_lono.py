@@ -23,7 +23,9 @@ def _logit(p: float) -> float:
 
 
 def lono(table, target: str) -> dict[str, dict[str, float]]:
-    sc = table.style_counts
+    from mll.selection.style import StyleCounts
+
+    sc = StyleCounts.of(table)
     t = sc.groups.index(target)
     errs: dict[str, list[float]] = {"ratio": [], "logit": [], "none": []}
     for i in range(len(sc.model_ids)):

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
 
 import numpy as np
 
+from mll.bench.calibrate import hidden_view
 from mll.selection import LabelTable, Task, build_context, make_selector, style
 from mll.selection.plan import combine
-from mll.selection.table import SampleImages
 
 DOMAIN = "photo cut-out on white"
 PRIORS = (0.0, 1.0, 2.0, 4.0, 8.0)
@@ -31,19 +30,6 @@ def photo_nodes(table) -> list[str]:
     styles = table.image_styles.tolist()
     return sorted({v for v, s in zip(table.image_nodes.tolist(), styles, strict=True)
                    if style.style_group(s) == "photo"})
-
-
-def hidden_view(table, hide: np.ndarray) -> LabelTable:
-    """The table without the images in ``hide`` (labels, samples and prototype features)."""
-    keep = ~hide
-    s = table.samples
-    samples = SampleImages([i for i, k in zip(s.ids, keep, strict=True) if k], s.nodes[keep],
-                           s.styles[keep], s.groups[keep])
-    models = [replace(m, outputs=m.outputs[keep]) for m in table.models.values()]
-    adapters = {m.id: table.adapter(m.id) for m in table.vlms}
-    return LabelTable.from_labels(models, samples, table.matcher,
-                                  proto_features=table.proto_features[keep], adapters=adapters,
-                                  proto_backbone=table.proto_backbone)
 
 
 def measured(table, plan, rows: np.ndarray, truth: np.ndarray) -> float:

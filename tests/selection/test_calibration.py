@@ -133,9 +133,31 @@ def test_selections_carry_calibrated_intervals(name, toy_table, toy_classes):
             if c.predicted_accuracy is None:
                 assert c.interval is None
                 continue
-            assert c.evidence["situation"] == info["situation"]
+            # a class without sample images borrows its models' accuracy on related concepts
+            assert c.evidence["situation"] in (info["situation"], "borrowed")
+            assert (c.evidence["situation"] == "borrowed") == (c.evidence["proxy_images"] == 0)
             assert (c.predicted_accuracy, c.interval) == rule(
                 name, "class", c.evidence["situation"]).apply(c.evidence["proxy_accuracy"],
                                                               c.evidence["proxy_evidence"])
         doc = sel.to_dict()
         assert doc["calibration"]["proxy_accuracy"] == info["proxy_accuracy"]
+
+
+def test_a_hubs_own_rules_hold_only_for_the_models_they_were_fitted_on(tmp_path, toy_table):
+    import json
+    from types import SimpleNamespace
+
+    own = {"a": 0.5, "k": 0.0, "tau": 0.05, "low": -1.0, "high": 1.0, "n": 10}
+    doc = {"level": cal.LEVEL, "models": sorted(toy_table.models), "fitted_on": "test",
+           "rules": {"chco": {"task": {"any": own}}}}
+    (tmp_path / cal.HUB_FILE).write_text(json.dumps(doc))
+    same = SimpleNamespace(hub_dir=tmp_path, models=toy_table.models)
+    assert cal.rules_for(same)["fitted_on"] == "test"
+    assert rule("chco", "task", "direct", cal.rules_for(same)) == Rule(**own)
+    # a method the hub's file lacks takes the shipped rule, not a pooled one from the hub
+    assert rule("vlm", "task", "direct", cal.rules_for(same)) == rule("vlm", "task", "direct")
+    changed = SimpleNamespace(hub_dir=tmp_path, models={"another": None})
+    assert cal.rules_for(changed) is cal.fitted()
+    assert cal.rules_for(SimpleNamespace(hub_dir=None, models={})) is cal.fitted()
+    (tmp_path / cal.HUB_FILE).write_text("{not json")
+    assert cal.rules_for(same) is cal.fitted()

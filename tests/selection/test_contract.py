@@ -80,8 +80,11 @@ def test_selection_is_deterministic_and_complete(name, toy_table, task, toy_clas
         if choice["predicted_accuracy"] is not None:
             low, high = choice["interval"]
             assert 0 <= low <= choice["predicted_accuracy"] <= high <= 1
-    # the class without sample images is not estimated, and says so
-    assert first["classes"][toy_classes.index("bicycle")]["predicted_accuracy"] is None
+    # the class without sample images says so; its estimate, if any, is borrowed from its
+    # models' accuracy on related concepts' images
+    bicycle = first["classes"][toy_classes.index("bicycle")]
+    assert bicycle["evidence"]["proxy_images"] == 0
+    assert bicycle["predicted_accuracy"] is None or bicycle["evidence"]["situation"] == "borrowed"
     assert any("bicycle" in w for w in first["warnings"])
 
 

@@ -48,3 +48,45 @@ def test_domain_words_pick_an_existing_style(toy_table, toy_classes):
     assert ctx.target_style == "photo" and not ctx.style_gap.any()
     plain = build_context(toy_table, Task.create(toy_classes))
     assert plain.target_style is None and not plain.style_gap.any()
+
+
+def test_borrowed_accuracy_for_a_class_without_sample_images(toy_table):
+    counts = StyleCounts.of(toy_table)
+    dog = toy_table.graph.lookup("dog")[0]
+    i = counts.row("animals")
+    inside = ~np.isnan(counts.beaten[i])
+    # the share of wrong answers beating the right one is 0 exactly where the expert is right
+    assert inside.sum() == counts.count[i].sum()
+    assert (counts.beaten[i][inside] == 0).sum() == counts.correct[i].sum()
+    two = counts.borrowed("animals", dog, "photo", 2)
+    many = counts.borrowed("animals", dog, "photo", 50)
+    assert two is not None and many is not None and two.n_images >= 4
+    # more classes, more wrong answers to beat: the estimate cannot rise
+    assert 0 <= many.accuracy <= two.accuracy <= 1
+    assert counts.borrowed("animals", dog, "emoji", 2) is None  # no such style in the hub
+    assert counts.borrowed("proto", dog, "photo", 2) is None  # prototypes need the class's images
+
+
+def test_a_class_without_sample_images_borrows_its_models_accuracy(toy_table, toy_classes):
+    from mll.selection import make_selector
+
+    sel = make_selector("vlm").fit(toy_table).select(Task.create(toy_classes, domain="photograph"))
+    bicycle = sel.classes[toy_classes.index("bicycle")]
+    assert bicycle.evidence["proxy_images"] == 0
+    assert bicycle.evidence["situation"] == "borrowed"
+    assert 0 <= bicycle.evidence["proxy_accuracy"] <= 1 and bicycle.evidence["proxy_evidence"] > 0
+    lo, hi = bicycle.interval
+    assert lo <= bicycle.predicted_accuracy <= hi
+
+
+def test_rival_heads_decide_a_borrowed_experts_stand_ins(toy_table):
+    counts = StyleCounts.of(toy_table)
+    dog = toy_table.graph.lookup("dog")[0]
+    cat = toy_table.graph.lookup("cat")[0]
+    heads = len(toy_table.models["animals"].info.classes)
+    none = counts.borrowed("animals", dog, "photo", 3, rivals=np.zeros(heads, bool))
+    every = counts.borrowed("animals", dog, "photo", 3, rivals=np.ones(heads, bool))
+    assert none is not None and every is not None and every.accuracy <= none.accuracy
+    # the task's other classes are not stand-ins for this one
+    alone = counts.borrowed("animals", dog, "photo", 3, others=(cat,))
+    assert alone is not None and alone.n_images < none.n_images

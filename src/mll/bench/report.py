@@ -48,6 +48,8 @@ def markdown(r: dict) -> str:
                      f"{'-' if mae is None else f'{mae:.3f}'}{_paren(r.get('proxy_mae', {}).get(m))}"
                      f" | {cov} | "
                      f"{1000 * r['selection_seconds'][m]:.1f} |")
+    if r.get("calibration"):
+        lines += ["", f"Predicted accuracy calibrated on {r['calibration']}."]
     lines += ["", "Per style group of tasks: mean accuracy (predicted-vs-measured MAE; share of "
               "tasks inside the 90% predicted interval).", "",
               "| group | tasks | " + " | ".join(methods) + " |",

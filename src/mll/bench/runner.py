@@ -15,7 +15,7 @@ import numpy as np
 
 from .._io import progress
 from ..reuse import TaskPredictor
-from ..selection import Task, build_context, make_selector, selectors
+from ..selection import Task, build_context, calibration, make_selector, selectors
 from ..selection.plan import Plan, combine
 from ..selection.style import style_of_images
 from .tasks import EvalTask, standard_tasks
@@ -82,6 +82,7 @@ def run_method(table, ctx, outputs, task: EvalTask, method: str, params: dict) -
     correct = np.mean([c for _, c in runs], axis=0)
     sel = runs[0][0]
     return {"accuracy": float(correct.mean()), "correct": correct,
+            "rules": calibration.rules_for(table),
             "predicted": sel.predicted_accuracy, "interval": sel.interval,
             "seconds": float(np.mean([s.seconds for s, _ in runs])),
             "models": sel.models, "selection": sel}
@@ -151,6 +152,7 @@ def run_bench(hub_dir: str | Path | None, config: BenchConfig = BenchConfig(), d
         "tasks": [{"name": t.name, "classes": len(t.classes), "images": len(t.image_ids),
                    "domain": t.domain} for t in tasks],
         "methods": methods,
+        "calibration": calibration.rules_for(table).get("fitted_on"),
         "looked_style": {t.name: {"style": looked[t.name][0], "votes": looked[t.name][1]}
                          for t in tasks},
         "accuracy": {t.name: {m: round(results[t.name][m]["accuracy"], 4) for m in methods}
@@ -237,11 +239,12 @@ def _class_coverage(runs: list[tuple[dict, EvalTask]]) -> float | None:
     hits = []
     for run, task in runs:
         sel = run["selection"]
+        doc = run["rules"]
         for k, c in enumerate(sel.classes):
             mask = task.truth == k
             if c.predicted_accuracy is None or not mask.any():
                 continue
-            lo, hi = rule(sel.method, "class", c.evidence["situation"]).measured_interval(
+            lo, hi = rule(sel.method, "class", c.evidence["situation"], doc).measured_interval(
                 c.evidence["proxy_accuracy"], c.evidence["proxy_evidence"], int(mask.sum()))
             hits.append(lo - 1e-9 <= float(run["correct"][mask].mean()) <= hi + 1e-9)
     return round(float(np.mean(hits)), 4) if hits else None

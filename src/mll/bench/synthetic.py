@@ -5,18 +5,22 @@ candidate structure is the real one:
 
 - an **expert** copies a real expert's head classes along the graph: a random head, an anchor one
   to four levels above it, and the real expert's heads under that anchor (at most
-  ``max_classes``; at least two when the real expert has two). Its per-node counts are the real
-  expert's on the nodes those heads cover, with every node's accuracy perturbed (one skill offset
-  per model plus noise per node, on the logit scale) and the right answers drawn again;
-- a **VLM** is a perturbed copy of a real VLM the same way, on every sample node.
+  ``max_classes``; at least two when the real expert has two). Its outputs on the sample images
+  are the real expert's on those heads, perturbed on the logit scale (one skill offset per model
+  added to the heads that are right for the image, plus noise per image and head), and its
+  per-node counts are computed from them as labelling computes a real expert's. They are
+  published as a compact label (``mll.labels.store``, format 2) under the hub directory, so
+  selection runs on synthetic experts as on real ones (the label's domain detector and
+  confusion matrix are left out);
+- a **VLM** is a perturbed copy of a real VLM's per-node counts, on every sample node. It has no
+  label files (selection would need its text tower): its summary is written incomplete, so
+  ``LabelTable`` does not offer it, but it is in the candidate index.
 
 Models are written through the hub's own store and records (``models``, ``model_classes``,
 ``label_summaries`` and the candidate index ``label_serving``), in batches of one transaction
-each, so every query of the hub runs on them as on real models. They carry no artifact and no
-label files (family ``synthetic``, summary ``bytes`` 0): loading one is refused, and
-``LabelTable`` does not see them, since selection over them needs per-image rows they do not have.
-Ids are content hashes of (seed, index, real model), so the same call writes the same hub and
-writing it again adds nothing.
+each, so every query of the hub runs on them as on real models. They carry no artifact (family
+``synthetic``): loading one is refused. Ids are content hashes of (seed, index, real model), so
+the same call writes the same hub and writing it again adds nothing.
 """
 
 from __future__ import annotations
@@ -67,6 +71,17 @@ class _Real:
     count: np.ndarray
     rate: np.ndarray  # clipped accuracy per node, the centre of the perturbation
     covered: np.ndarray
+    probs: np.ndarray | None = None  # experts: (images, mapped heads) outputs on the samples
+    closure: np.ndarray | None = None  # experts: (sample nodes, mapped heads) head is right
+
+
+@dataclass(frozen=True)
+class _Samples:
+    """The source's sample images: ids (bytes), each one's node index, the node list."""
+
+    ids: np.ndarray
+    image_node: np.ndarray
+    nodes: np.ndarray
 
 
 def _check(models: object, seed: object, vlm_share: object, max_classes: object,
@@ -88,15 +103,22 @@ def _check(models: object, seed: object, vlm_share: object, max_classes: object,
 
 
 def _reals(table) -> tuple[list[_Real], list[_Real]]:
+    from ..labels.stats import head_closure
+
     experts, vlms = [], []
+    sample_nodes = sorted(set(table.image_nodes.tolist()))
     for label in table.models.values():
         st = label.stats
         keep = st["count"] > 0
         count = st["count"][keep].astype(np.int64)
         rate = np.clip(st["correct"][keep] / np.maximum(count, 1), 0.02, 0.98)
-        heads = [(c.name, c.wnid) for c in label.info.classes if c.wnid]
+        mapped = [c for c in label.info.classes if c.wnid]
+        heads = [(c.name, c.wnid) for c in mapped]
         real = _Real(label.info, heads, st["nodes"][keep], count, rate,
                      st["covered"][keep].astype(bool))
+        if label.kind == "expert" and heads:
+            real.probs = np.asarray(label.outputs, np.float32)[:, [c.index for c in mapped]]
+            real.closure = head_closure(table.graph, [w for _, w in heads], sample_nodes)
         if label.kind == "vlm":
             vlms.append(real)
         elif heads:
@@ -128,13 +150,20 @@ def build_synthetic_hub(source: str | Path, dest: str | Path | None, models: int
     graph = table.graph
     versions = (graph.version, table.corpus.version)
     ancestors = _Ancestors(graph)
+    nodes = np.array(sorted(set(table.image_nodes.tolist())))
+    node_idx = {v: i for i, v in enumerate(nodes.tolist())}
+    samples = _Samples(np.array(table.image_ids, dtype="S64"),
+                       np.array([node_idx[v] for v in table.image_nodes.tolist()]), nodes)
     rng = np.random.default_rng(seed)
     made = {"expert": 0, "vlm": 0, "rows": 0}
+    from .._io import progress
+
     with Hub.open(dest, db=db) as hub:
-        for first in range(0, models, batch):
-            drawn = [_draw(rng, seed, i, experts, vlms, vlm_share, max_classes, ancestors)
-                     for i in range(first, min(first + batch, models))]
-            _write(hub.store, drawn, versions, ancestors, made)
+        for first in progress(range(0, models, batch), "writing synthetic models",
+                              total=-(-models // batch)):
+            drawn = [_draw(rng, seed, i, experts, vlms, vlm_share, max_classes, ancestors,
+                           samples) for i in range(first, min(first + batch, models))]
+            _write(hub, drawn, versions, ancestors, made, samples)
             logger.info("synthetic hub: %d of %d models", min(first + batch, models), models)
         shown = hub.store.shown
     return SyntheticReport(made["expert"] + made["vlm"], made["expert"], made["vlm"],
@@ -169,10 +198,12 @@ class _Drawn:
     nodes: np.ndarray
     count: np.ndarray
     correct: np.ndarray
+    probs: np.ndarray | None = None  # experts: (images, heads) perturbed outputs
+    stats: dict[str, np.ndarray] | None = None  # experts: per-node counts from ``probs``
 
 
 def _draw(rng: np.random.Generator, seed: int, i: int, experts: list[_Real], vlms: list[_Real],
-          vlm_share: float, max_classes: int, ancestors: _Ancestors) -> _Drawn:
+          vlm_share: float, max_classes: int, ancestors: _Ancestors, samples: _Samples) -> _Drawn:
     """One synthetic model: a real one's class subset along the graph, its counts perturbed."""
     is_vlm = rng.random() < vlm_share
     pool = vlms if is_vlm else experts
@@ -194,22 +225,55 @@ def _draw(rng: np.random.Generator, seed: int, i: int, experts: list[_Real], vlm
         wnids = {w for _, w in heads}
         keep = np.array([bool(ancestors(v) & wnids) for v in real.nodes.tolist()], dtype=bool)
         keep &= real.covered
+    chash = hashlib.sha256(f"{FAMILY}:{seed}:{i}:{real.info.content_hash}".encode()).hexdigest()
+    if not is_vlm:
+        return _expert(rng, real, picked, heads, i, chash, samples)
     shift = rng.normal(0, SKILL_SD) + rng.normal(0, NODE_SD, int(keep.sum()))
     count = real.count[keep]
     correct = rng.binomial(count, expit(logit(real.rate[keep]) + shift))
-    chash = hashlib.sha256(f"{FAMILY}:{seed}:{i}:{real.info.content_hash}".encode()).hexdigest()
     return _Drawn(real, i, chash, heads, real.nodes[keep], count, correct)
 
 
-def _write(store, drawn: list[_Drawn], versions: tuple[str, str], ancestors: _Ancestors,
-           made: dict[str, int]) -> None:
-    """One transaction: the batch's model rows, classes, label summaries and index rows."""
+def _expert(rng: np.random.Generator, real: _Real, picked: list[int],
+            heads: list[tuple[str, str]], i: int, chash: str, samples: _Samples) -> _Drawn:
+    """A synthetic expert's perturbed outputs on the sample images and its per-node counts."""
+    from scipy.special import softmax
+
+    closure = real.closure[:, picked]  # (nodes, heads)
+    right = closure[samples.image_node]  # (images, heads): heads right for each image
+    logits = np.log(np.clip(real.probs[:, picked], 1e-6, 1.0))
+    logits += 2 * rng.normal(0, SKILL_SD) * right + rng.normal(0, 3 * NODE_SD, logits.shape)
+    probs = softmax(logits, axis=1).astype(np.float32)
+    pred = probs.argmax(axis=1)
+    n_nodes = len(samples.nodes)
+    count = np.bincount(samples.image_node, minlength=n_nodes)
+    ok = right[np.arange(len(pred)), pred]
+    stats = {"nodes": samples.nodes, "count": count.astype(np.int32),
+             "correct": np.bincount(samples.image_node, weights=ok, minlength=n_nodes
+                                    ).astype(np.int32),
+             "own_mass": np.bincount(samples.image_node, weights=(probs * right).sum(axis=1),
+                                     minlength=n_nodes) / np.maximum(count, 1),
+             "max_prob": np.bincount(samples.image_node, weights=probs.max(axis=1),
+                                     minlength=n_nodes) / np.maximum(count, 1),
+             "covered": closure.any(axis=1)}
+    cov = stats["covered"] & (count > 0)
+    return _Drawn(real, i, chash, heads, samples.nodes[cov], count[cov], stats["correct"][cov],
+                  probs, stats)
+
+
+def _write(hub, drawn: list[_Drawn], versions: tuple[str, str], ancestors: _Ancestors,
+           made: dict[str, int], samples: _Samples) -> None:
+    """One transaction: the batch's model rows, classes, label summaries and index rows; the
+    experts' label files are published first (a label without its row is never read)."""
     from sqlalchemy import insert, select
 
     from ..hub.records import LabelSummary, replace_serving
     from ..hub.store import ClassRow, ModelRow
     from ..labels.serving import serving_rows
+    from ..labels.store import LabelStore, Outputs, storage_bytes
 
+    store = hub.store
+    labels = LabelStore(hub.root)
     now = datetime.now(UTC)
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     with store.write() as session:
@@ -235,13 +299,26 @@ def _write(store, drawn: list[_Drawn], versions: tuple[str, str], ancestors: _An
             classes += [{"model_id": mid, "idx": j, "name": name, "wnid": w, "score": None,
                          "confirmed": True} for j, (name, w) in enumerate(d.heads)]
             total = int(d.count.sum())
+            accuracy = round(int(d.correct.sum()) / total, 4) if total else None
+            size = 0
+            if d.stats is not None:
+                dest = labels.label_dir(d.content_hash, *versions)
+                labels.publish(dest, Outputs(samples.ids, d.probs), d.stats, {}, {
+                    "model_id": mid, "content_hash": d.content_hash, "kind": "expert",
+                    "graph_version": versions[0], "corpus_version": versions[1],
+                    "images": len(samples.ids), "labelling_seconds": 0.0, "labelled_at": stamp,
+                    "nodes_covered": len(d.nodes), "nodes": len(samples.nodes),
+                    "images_in_domain": total, "mean_accuracy_own_classes": accuracy,
+                    "synthetic": True}, n_classes=len(d.heads))
+                size = storage_bytes(dest)
             summaries.append({
                 "model_id": mid, "graph_version": versions[0], "corpus_version": versions[1],
                 "images": int(d.real.count.sum()), "nodes_covered": len(d.nodes),
-                "mean_accuracy": round(int(d.correct.sum()) / total, 4) if total else None,
-                "labelling_seconds": 0.0, "bytes": 0, "labelled_at": stamp, "complete": True})
-            stats = {"nodes": d.nodes, "count": d.count, "correct": d.correct,
-                     "covered": np.ones(len(d.nodes), dtype=bool)}
+                "mean_accuracy": accuracy, "labelling_seconds": 0.0, "bytes": size,
+                "labelled_at": stamp, "complete": d.stats is not None})
+            stats = d.stats if d.stats is not None else {
+                "nodes": d.nodes, "count": d.count, "correct": d.correct,
+                "covered": np.ones(len(d.nodes), dtype=bool)}
             index += serving_rows(mid, info.kind, [w for _, w in d.heads], stats, ancestors)
             made[info.kind] += 1
         session.execute(insert(ModelRow), models)

@@ -30,3 +30,36 @@ def command(quick: bool, out_dir: Path, orders: int, seed: int, db, hub: Path, a
         return
     click.echo((out_dir / "results.md").read_text())
     click.echo("written: " + ", ".join(str(p) for p in paths))
+
+
+@click.command("calibrate")
+@click.option("--seeds", default=1, show_default=True, type=click.IntRange(1),
+              help="Seeded rounds of proxy tasks (more: tighter rules, longer run).")
+@click.option("--classes", default=20, show_default=True, type=click.IntRange(2),
+              help="Concepts per proxy task.")
+@click.option("--methods", default=None, metavar="ROWS",
+              help="Comma-separated benchmark rows to fit (e.g. chco,vlm); the others keep the "
+                   "shipped rules. Default: every zero-shot method.")
+@click.option("--db", default=None, envvar="MLL_DB", help="SQLAlchemy URL of the store.")
+@hub_option
+@json_option
+def calibrate(seeds: int, classes: int, methods: str | None, db, hub: Path, as_json: bool) -> None:
+    """Fit the hub's predicted-accuracy calibration on proxy tasks from its own sample images."""
+    from ..bench.calibrate import calibrate_hub
+
+    rows = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
+    doc = calibrate_hub(hub, seeds=seeds, size=classes, methods=rows, db=db)
+    if as_json:
+        emit_json({k: v for k, v in doc.items() if k != "rules"})
+        return
+    click.echo(f"{doc['fitted_on']}: {doc['records']} records in {doc['seconds']} s")
+    for method, levels in sorted(doc["checks"].items()):
+        check = levels.get("task", {}).get("any")
+        if check:
+            click.echo(f"  {method:10s} task error {check['calibrated_mae_heldout']:.3f} "
+                       f"(uncalibrated {check['raw_mae']:.3f}), 90% interval coverage "
+                       f"{check['coverage_heldout']:.0%} on held-out proxy tasks")
+    click.echo(f"written: {doc['path']}")
+
+
+commands = [command, calibrate]

@@ -41,6 +41,9 @@ def command(models: tuple[str, ...], executor: str, address: str | None, batch: 
                    f"{len(report.models_up_to_date)} already up to date; "
                    f"{report.outputs_computed} outputs computed on {report.images} sample images "
                    f"in {report.seconds:.1f}s")
+        if report.labels_converted:
+            click.echo(f"rewrote {len(report.labels_converted)} current label(s) in the compact "
+                       "layout")
         for mid, s in report.per_model.items():
             acc = s.get("mean_accuracy_own_classes", s.get("zero_shot_accuracy"))
             click.echo(f"  {mid}  {s['kind']:6} nodes covered {s['nodes_covered']:5}  "

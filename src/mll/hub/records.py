@@ -189,3 +189,40 @@ def served_models(session: Session, model_ids: Iterable[str]) -> set[str]:
         return set()
     return set(session.scalars(select(LabelServing.model_id).distinct()
                                .where(LabelServing.model_id.in_(ids))))
+
+
+def serving_top(session: Session, nodes: Sequence[str], *, kind: str | None = None,
+                limit: int = 8) -> dict[str, list[str]]:
+    """Per node in ``nodes``, the ids of the ``limit`` best models serving it (the order of
+    :func:`serving`): one query, a window over the rank index (SQLite 3.25+ and PostgreSQL)."""
+    from sqlalchemy import func
+
+    nodes = sorted(set(nodes))
+    if not nodes:
+        return {}
+    order = (LabelServing.rank.desc(), LabelServing.images.desc(), LabelServing.model_id)
+    ranked = select(LabelServing.node, LabelServing.model_id,
+                    func.row_number().over(partition_by=LabelServing.node,
+                                           order_by=order).label("pos")
+                    ).where(LabelServing.node.in_(nodes))
+    if kind is not None:
+        ranked = ranked.where(LabelServing.kind == kind)
+    sub = ranked.subquery()
+    out: dict[str, list[str]] = {v: [] for v in nodes}
+    for node, model_id, _ in session.execute(select(sub).where(sub.c.pos <= limit)
+                                             .order_by(sub.c.node, sub.c.pos)):
+        out[node].append(model_id)
+    return out
+
+
+def labelled_models(session: Session) -> list[tuple[str, str, tuple[str, str] | None]]:
+    """(id, kind, (graph version, corpus version) of its complete label or None) of every model,
+    in the order they were added: what a label table needs to know before reading any label."""
+    from .store import ModelRow
+
+    query = (select(ModelRow.id, ModelRow.kind, LabelSummary.graph_version,
+                    LabelSummary.corpus_version, LabelSummary.complete)
+             .outerjoin(LabelSummary, LabelSummary.model_id == ModelRow.id)
+             .order_by(ModelRow.created_at, ModelRow.id))
+    return [(mid, kind, (g, c) if complete else None)
+            for mid, kind, g, c, complete in session.execute(query)]

@@ -22,7 +22,7 @@ from ..config import resolve_hub
 from ..errors import InvalidParameterError, NotBuiltError
 from .serving import serving_rows
 from .stats import expert_stats, vlm_stats
-from .store import LabelStore, Outputs, storage_bytes
+from .store import LabelStore, Outputs, read_summary, storage_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +33,8 @@ class LabelReport:
 
     models_labelled: list[str] = field(default_factory=list)
     models_up_to_date: list[str] = field(default_factory=list)
+    #: models whose current label was rewritten from format 1 into the compact layout
+    labels_converted: list[str] = field(default_factory=list)
     images: int = 0
     outputs_computed: int = 0
     seconds: float = 0.0
@@ -106,6 +108,8 @@ def label_hub(hub_dir: str | Path | None, *, models: list[str] | None = None, db
             todo.append((info, missing))
         jobs = [(info.id, missing[i: i + batch]) for info, missing in todo
                 for i in range(0, len(missing), batch)]
+        report.labels_converted = convert_published(store, graph, corpus, hub, current,
+                                                    show_progress)
         index_published(store, graph, corpus, hub, current)  # labels older than the index
         step = len(jobs) if stop is None else max(1, os.cpu_count() or 1)
         seconds: dict[str, float] = {}
@@ -189,7 +193,7 @@ def publish_label(store: LabelStore, graph, corpus, samples, hub, info, seconds:
         summary |= {"nodes_covered": int(len(nodes)), "nodes": int(len(nodes)),
                     "zero_shot_accuracy": _rate(stats["correct"], stats["count"])}
     dest = store.label_dir(info.content_hash, graph.version, corpus.version)
-    store.publish(dest, outputs, stats, extra, summary)
+    store.publish(dest, outputs, stats, extra, summary, n_classes=len(info.classes))
     from .summaries import record_summary
 
     summary["bytes"] = storage_bytes(dest)
@@ -209,6 +213,27 @@ def _ancestors(graph) -> Callable[[str], set[str]]:
         return cache[v]
 
     return get
+
+
+def convert_published(store: LabelStore, graph, corpus, hub, infos,
+                      show_progress: bool | None = None) -> list[str]:
+    """Rewrite current labels still in format 1 in the compact layout (each atomically, its
+    summary row's ``bytes`` updated); returns the model ids converted."""
+    from .._io import progress
+    from .store import load_label
+    from .summaries import record_summary
+
+    done = []
+    dirs = [(info, store.label_dir(info.content_hash, graph.version, corpus.version))
+            for info in infos]
+    old = [(info, d) for info, d in dirs if read_summary(d).get("format", 1) < 2]
+    for info, ldir in progress(old, "converting labels", total=len(old),
+                               disable=None if show_progress is None else not show_progress):
+        store.convert(ldir, len(info.classes))
+        summary = dict(load_label(ldir, info.id).summary) | {"bytes": storage_bytes(ldir)}
+        record_summary(hub.store, summary)
+        done.append(info.id)
+    return done
 
 
 def index_published(store: LabelStore, graph, corpus, hub, infos) -> list[str]:

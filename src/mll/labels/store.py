@@ -8,6 +8,21 @@ Per model (by content hash) a directory ``<hub>/labels/<hash16>/`` holds
   (memory-mappable ``.npy``), per-node statistics and ``summary.json``. It is assembled in a
   temporary directory and renamed into place, so selection never sees a partial label.
 
+Two layouts exist (``summary.json``'s ``format``; docs/hub.md has the byte counts):
+
+- **format 1** (labels published before the compact layout): ``ids.npy`` (64-byte image ids per
+  row), ``values.npy`` float16 (probabilities, top-32 with ``index.npy``/``rest.npy`` for wide
+  heads, or embeddings), ``stats.npz`` with node names and a dense confusion matrix. Still read;
+  ``mll label`` converts it (:func:`convert_label`).
+- **format 2** (written now): rows are the images of one shared, ordered id list per corpus version
+  (``<hub>/labels/_images/<corpus12>/ids.npy`` and its sample nodes ``nodes.npy``; a label records
+  the list's digest), so a label holds no ids. Probabilities are uint8 steps of 1/255 (each within
+  1/510 of the float value): dense ``values.npy`` (N, C) for up to 64 heads, else the non-zero steps
+  of the top 32 heads per image as CSR (``values.npy``, ``index.npy`` uint16, ``indptr.npy``).
+  Embeddings are int8 per row with a float32 scale (``scale.npy``; each component within
+  scale/2). ``stats.npz`` is compressed, counts in the smallest integer type, rates float16,
+  the confusion matrix sparse (``pred_node``, ``pred_head``, ``pred_n``).
+
 Files damaged afterwards (deleted, truncated, overwritten) are detected when a label is read:
 selection names the model and says ``mll label --model ID`` repairs it, ``mll hub verify`` lists
 them, and labelling treats a damaged label as missing and publishes a whole one in its place.
@@ -21,6 +36,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,6 +54,9 @@ logger = logging.getLogger(__name__)
 _READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile)
 
 TOP_M = 32  # heads kept per image for very wide experts (ImageNet's 1000); the rest is one mass
+FORMAT = 2  # the label layout written now (module docstring)
+STEPS = 255  # uint8 probability steps: a stored probability is within 1 / (2 * STEPS) of the true
+SHARED = "_images"  # labels/_images/<corpus12>/: the shared image ids and sample nodes
 
 
 @dataclass(frozen=True)
@@ -56,6 +75,10 @@ class Outputs:
         return Outputs(self.ids[order], self.values[order],
                        None if self.index is None else self.index[order],
                        None if self.rest is None else self.rest[order])
+
+    def matrix(self, kind: str, n_classes: int) -> np.ndarray:
+        """(N, C) float32 probabilities of an expert, (N, D) float32 embeddings of a VLM."""
+        return self.dense(n_classes) if kind == "expert" else np.asarray(self.values, np.float32)
 
     def dense(self, n_classes: int) -> np.ndarray:
         """(N, C) float32 probabilities (top-m rows put back in place; the rest mass dropped)."""
@@ -90,6 +113,169 @@ class Outputs:
         return out
 
 
+@dataclass(frozen=True)
+class CompactOutputs:
+    """A format-2 label's outputs; row i is image i of the corpus version's shared id list."""
+
+    ids: np.ndarray  # (N,) the shared ids (memory-mapped)
+    encoding: str  # "dense-u8" | "sparse-u8" | "emb-i8"
+    values: np.ndarray  # uint8 (N, C) | uint8 (nnz,) | int8 (N, D)
+    columns: int  # C heads or D embedding dimensions
+    index: np.ndarray | None = None  # sparse-u8: (nnz,) uint16 head of each value
+    indptr: np.ndarray | None = None  # sparse-u8: (N + 1,) row starts
+    scale: np.ndarray | None = None  # emb-i8: (N,) float32 per-row scale
+
+    def id_list(self) -> list[str]:
+        return [i.decode() for i in np.asarray(self.ids).tolist()]
+
+    def matrix(self, kind: str, n_classes: int, rows: np.ndarray | None = None) -> np.ndarray:
+        """Float32 probabilities (N, C) or embeddings (N, D) of ``rows`` (all by default)."""
+        if self.encoding == "emb-i8":
+            sel = slice(None) if rows is None else rows
+            return np.asarray(self.values[sel], np.float32) * np.asarray(
+                self.scale[sel], np.float32)[:, None]
+        return self.dense(n_classes, rows)
+
+    def dense(self, n_classes: int, rows: np.ndarray | None = None) -> np.ndarray:
+        if self.encoding == "dense-u8":
+            sel = slice(None) if rows is None else rows
+            return np.asarray(self.values[sel], np.float32) / STEPS
+        rows = np.arange(len(self.indptr) - 1) if rows is None else np.asarray(rows)
+        starts = np.asarray(self.indptr[rows], np.int64)
+        lens = np.asarray(self.indptr[rows + 1], np.int64) - starts
+        out = np.zeros((len(rows), n_classes), dtype=np.float32)
+        pos = np.arange(int(lens.sum())) + np.repeat(starts - (np.cumsum(lens) - lens), lens)
+        out[np.repeat(np.arange(len(rows)), lens), np.asarray(self.index)[pos]] = \
+            np.asarray(self.values)[pos] / STEPS
+        return out
+
+    def to_outputs(self) -> Outputs:
+        """The format-1 form (float16, ids per row): what labelling gathers from."""
+        kind = "vlm" if self.encoding == "emb-i8" else "expert"
+        values = self.matrix(kind, self.columns)
+        if kind == "expert":
+            return Outputs.from_dense(self.id_list(), values, kind)
+        return Outputs(np.asarray(self.ids), values.astype(np.float16))
+
+
+def encode_outputs(outputs: Outputs, kind: str, n_classes: int
+                   ) -> tuple[dict[str, np.ndarray], dict]:
+    """Format-2 arrays of ``outputs`` and the summary's ``outputs`` entry describing them."""
+    if kind != "expert":
+        emb = np.asarray(outputs.values, np.float32)
+        scale = np.maximum(np.abs(emb).max(axis=1), 1e-12) / 127
+        q = np.clip(np.rint(emb / scale[:, None]), -127, 127).astype(np.int8)
+        return ({"values": q, "scale": scale.astype(np.float32)},
+                {"encoding": "emb-i8", "columns": int(emb.shape[1])})
+    if outputs.index is None and outputs.values.shape[1] <= 2 * TOP_M:
+        q = np.rint(np.clip(np.asarray(outputs.values, np.float32), 0, 1) * STEPS).astype(np.uint8)
+        return {"values": q}, {"encoding": "dense-u8", "columns": int(q.shape[1])}
+    if outputs.index is None:  # wide but not truncated yet
+        outputs = Outputs.from_dense([], np.asarray(outputs.values, np.float32), "expert")
+    q = np.rint(np.clip(np.asarray(outputs.values, np.float32), 0, 1) * STEPS).astype(np.uint8)
+    index = np.asarray(outputs.index, np.int64)
+    order = np.argsort(index, axis=1, kind="stable")  # heads ascending within a row
+    q, index = np.take_along_axis(q, order, 1), np.take_along_axis(index, order, 1)
+    keep = q > 0
+    indptr = np.concatenate([[0], np.cumsum(keep.sum(axis=1))])
+    dtype = np.uint32 if indptr[-1] < 2 ** 32 else np.uint64
+    return ({"values": q[keep], "index": index[keep].astype(np.uint16),
+             "indptr": indptr.astype(dtype)},
+            {"encoding": "sparse-u8", "columns": int(n_classes)})
+
+
+def _smallest_int(a: np.ndarray) -> np.ndarray:
+    top = int(a.max()) if a.size else 0
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if top <= np.iinfo(dtype).max and (a.min() if a.size else 0) >= 0:
+            return a.astype(dtype)
+    return a.astype(np.int64)
+
+
+def encode_stats(stats: dict[str, np.ndarray], nodes: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Stats in their format-2 form: no node names when they are the shared list ``nodes``."""
+    out: dict[str, np.ndarray] = {}
+    for key, arr in stats.items():
+        arr = np.asarray(arr)
+        if key == "nodes" and nodes is not None and np.array_equal(arr, nodes):
+            continue
+        if key == "predictions" and arr.ndim == 2:
+            node, head = np.nonzero(arr)
+            out |= {"pred_node": _smallest_int(node), "pred_head": _smallest_int(head),
+                    "pred_n": _smallest_int(arr[node, head]), "pred_shape": np.array(arr.shape)}
+        elif arr.dtype.kind in "iu":
+            out[key] = _smallest_int(arr)
+        elif arr.dtype.kind == "f":
+            out[key] = arr.astype(np.float16)
+        else:
+            out[key] = arr
+    return out
+
+
+def _decode_stats(raw: dict[str, np.ndarray], nodes: np.ndarray) -> dict[str, np.ndarray]:
+    out = {"nodes": nodes} if "nodes" not in raw else {}
+    for key, arr in raw.items():
+        out[key] = (arr.astype(np.int64) if arr.dtype.kind in "iu" and not key.startswith("pred_")
+                    else arr.astype(np.float32) if arr.dtype.kind == "f" else arr)
+    return out
+
+
+class SharedImages:
+    """The ordered sample ids (and sample nodes) of one corpus version, shared by its labels.
+
+    Written once, atomically, by the first label published for the corpus version; every later
+    label must have the same rows, and records the list's digest so a replaced list is detected.
+    """
+
+    _lock = threading.Lock()
+    _cache: dict[tuple, tuple[np.ndarray, np.ndarray, str]] = {}  # by (path, mtime, size)
+
+    def __init__(self, root: Path, corpus12: str) -> None:
+        self.dir = root / SHARED / corpus12
+
+    def read(self) -> tuple[np.ndarray, np.ndarray, str]:
+        """(ids, nodes, digest); :class:`DamagedLabelError` when missing or unreadable."""
+        path = self.dir / "ids.npy"
+        try:
+            st = path.stat()
+        except OSError:
+            raise DamagedLabelError(self.dir, "the shared image ids (ids.npy) are missing"
+                                    ) from None
+        key = (str(path), st.st_mtime_ns, st.st_size)
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is None:
+            ids = _array(self.dir, "ids", None)
+            nodes = _array(self.dir, "nodes", None)
+            hit = (ids, nodes, _digest(ids))
+            with self._lock:
+                self._cache[key] = hit
+        return hit
+
+    def ensure(self, ids: np.ndarray, nodes: np.ndarray | None) -> str:
+        """Write the list if absent; refuse rows that differ from it. Returns its digest."""
+        ids = np.asarray(ids, dtype="S64")
+        try:
+            self.read()
+        except DamagedLabelError:  # absent, or damaged: written (again) whole
+            if nodes is None:
+                nodes = np.array([], dtype="U9")
+            self.dir.mkdir(parents=True, exist_ok=True)
+            for name, arr in (("nodes", np.asarray(nodes)), ("ids", ids)):  # ids last: the marker
+                with atomic_path(self.dir / f"{name}.npy") as tmp:
+                    with open(tmp, "wb") as fh:
+                        np.save(fh, arr, allow_pickle=False)
+        have, _, digest = self.read()
+        if not np.array_equal(have, ids):
+            raise StoreError(f"a label's {len(ids)} images differ from the corpus version's shared "
+                             f"list of {len(have)} in {self.dir}; label against the current corpus")
+        return digest
+
+
+def _digest(ids: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(ids).tobytes()).hexdigest()[:16]
+
+
 class DamagedLabelError(StoreError):
     """A published label's files are missing or unreadable; labelling the model again repairs it."""
 
@@ -105,7 +291,7 @@ class DamagedLabelError(StoreError):
 class PublishedLabel:
     """Everything one published label holds, each file checked."""
 
-    outputs: Outputs
+    outputs: Outputs | CompactOutputs
     stats: dict[str, np.ndarray]
     summary: dict
     text_nodes: np.ndarray | None = None
@@ -160,7 +346,8 @@ class LabelStore:
             return
         for label in sorted(p for p in mdir.iterdir() if (p / "summary.json").is_file()):
             try:
-                yield load_label(label).outputs
+                out = load_label(label).outputs
+                yield out.to_outputs() if isinstance(out, CompactOutputs) else out
             except DamagedLabelError as exc:  # its images are computed again
                 logger.warning("ignoring %s", exc)
         for shard in sorted((mdir / "shards").glob("*.npz")):
@@ -176,35 +363,85 @@ class LabelStore:
 
     # -- publishing -----------------------------------------------------------------------------
     def publish(self, dest: Path, outputs: Outputs, stats: dict[str, np.ndarray],
-                extra: dict[str, np.ndarray], summary: dict) -> None:
-        """Write everything into a temporary directory, then rename it into place."""
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+                extra: dict[str, np.ndarray], summary: dict, n_classes: int | None = None
+                ) -> None:
+        """Write the label in the compact layout into a temporary directory, then rename it into
+        place. ``n_classes`` is the expert's head count (needed when ``outputs`` are top-m)."""
+        tmp = self._assemble(dest, outputs, stats, extra, summary, n_classes)
         try:
-            for name, arr in {**outputs.arrays(), **extra}.items():
-                np.save(tmp / f"{name}.npy", arr, allow_pickle=False)
-            np.savez(tmp / "stats.npz", **stats)
-            (tmp / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
-            os.chmod(tmp, 0o755)
             if dest.exists() and label_problem(dest) is None:
-                shutil.rmtree(tmp)  # an identical label published concurrently: keep the first
-                return
+                return  # an identical label published concurrently: keep the first
             if dest.exists():  # damaged: move it aside, then put the whole one in its place
-                stale = Path(tempfile.mkdtemp(prefix=f".{dest.name}.damaged.", dir=dest.parent))
-                os.replace(dest, stale / dest.name)
-                shutil.rmtree(stale, ignore_errors=True)
-            os.replace(tmp, dest)
+                _swap(dest, tmp)
+            else:
+                os.replace(tmp, dest)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(dest.parent / "shards", ignore_errors=True)  # merged into the label
 
+    def convert(self, dest: Path, n_classes: int) -> bool:
+        """Rewrite a format-1 label at ``dest`` in the compact layout; False when it already is.
+
+        The new directory is assembled whole beside the old one and swapped in by two renames (a
+        reader between them finds no label for a moment, never a partial one)."""
+        label = load_label(dest, mmap=False)
+        if label.summary.get("format", 1) >= FORMAT:
+            return False
+        extra = {} if label.text_emb is None else {"text_nodes": label.text_nodes,
+                                                   "text_emb": label.text_emb}
+        summary = {k: v for k, v in label.summary.items() if k != "bytes"}
+        tmp = self._assemble(dest, label.outputs, label.stats, extra, summary, n_classes)
+        try:
+            _swap(dest, tmp)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return True
+
+    def _assemble(self, dest: Path, outputs: Outputs, stats: dict[str, np.ndarray],
+                  extra: dict[str, np.ndarray], summary: dict, n_classes: int | None) -> Path:
+        kind = summary.get("kind", "expert")
+        shared = SharedImages(self.root, dest.name.split("-")[-1])
+        digest = shared.ensure(outputs.ids, stats.get("nodes"))
+        nodes = shared.read()[1]
+        arrays, desc = encode_outputs(outputs, kind, n_classes or int(outputs.values.shape[1]))
+        extra = dict(extra)
+        if "text_nodes" in extra and np.array_equal(np.asarray(extra["text_nodes"]), nodes):
+            del extra["text_nodes"]  # the shared sample nodes
+        summary = summary | {"format": FORMAT, "images_digest": digest, "outputs": desc}
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+        try:
+            for name, arr in {**arrays, **extra}.items():
+                np.save(tmp / f"{name}.npy", np.asarray(arr), allow_pickle=False)
+            np.savez_compressed(tmp / "stats.npz", **encode_stats(stats, nodes))
+            (tmp / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
+            os.chmod(tmp, 0o755)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return tmp
+
     def summaries(self) -> list[dict]:
         return [json.loads(p.read_text()) for p in sorted(self.root.glob("*/*/summary.json"))]
 
 
-def read_outputs(label_dir: Path, mmap: bool = True) -> Outputs:
+def _swap(dest: Path, new: Path) -> None:
+    """Put the directory ``new`` at ``dest``, removing what was there."""
+    aside = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old.", dir=dest.parent))
+    try:
+        os.replace(dest, aside / dest.name)
+        os.replace(new, dest)
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def read_outputs(label_dir: Path, mmap: bool = True) -> Outputs | CompactOutputs:
     """A published label's outputs; :class:`DamagedLabelError` when a file is missing or cut."""
+    summary = read_summary(label_dir)
+    if summary.get("format", 1) >= 2:
+        return _read_compact(label_dir, summary, mmap)[0]
     mode = "r" if mmap else None
     ids, values = _array(label_dir, "ids", mode), _array(label_dir, "values", mode)
     index, rest = (_array(label_dir, n, mode, required=False) for n in ("index", "rest"))
@@ -219,6 +456,40 @@ def read_outputs(label_dir: Path, mmap: bool = True) -> Outputs:
     return Outputs(ids, values, index, rest)
 
 
+def _read_compact(label_dir: Path, summary: dict, mmap: bool
+                  ) -> tuple[CompactOutputs, np.ndarray]:
+    """A format-2 label's outputs and the shared sample nodes, every shape checked."""
+    ids, nodes, digest = SharedImages(label_dir.parent.parent, label_dir.name.split("-")[-1]).read()
+    if digest != summary.get("images_digest"):
+        raise DamagedLabelError(label_dir, "the shared image list is not the one it was labelled "
+                                           "on")
+    desc = summary.get("outputs") if isinstance(summary.get("outputs"), dict) else {}
+    enc, cols = desc.get("encoding"), desc.get("columns")
+    mode = "r" if mmap else None
+    values = _array(label_dir, "values", mode)
+    n = len(ids)
+    if enc == "dense-u8":
+        if values.dtype != np.uint8 or values.shape != (n, cols):
+            raise DamagedLabelError(label_dir, f"values.npy has shape {values.shape} "
+                                               f"{values.dtype} for {n} images x {cols} heads")
+        return CompactOutputs(ids, enc, values, cols), nodes
+    if enc == "sparse-u8":
+        index, indptr = _array(label_dir, "index", mode), _array(label_dir, "indptr", mode)
+        if (indptr.shape != (n + 1,) or values.shape != index.shape or values.ndim != 1
+                or int(indptr[-1]) != len(values)):
+            raise DamagedLabelError(label_dir, f"values.npy {values.shape}, index.npy "
+                                               f"{index.shape} and indptr.npy {indptr.shape} do "
+                                               f"not fit {n} images")
+        return CompactOutputs(ids, enc, values, cols, index, indptr), nodes
+    if enc == "emb-i8":
+        scale = _array(label_dir, "scale", mode)
+        if values.dtype != np.int8 or values.shape != (n, cols) or scale.shape != (n,):
+            raise DamagedLabelError(label_dir, f"values.npy {values.shape} or scale.npy "
+                                               f"{scale.shape} do not fit {n} images x {cols}")
+        return CompactOutputs(ids, enc, values, cols, scale=scale), nodes
+    raise DamagedLabelError(label_dir, f"summary.json names no known output encoding ({enc!r})")
+
+
 def read_summary(label_dir: Path) -> dict:
     try:
         summary = json.loads((label_dir / "summary.json").read_text())
@@ -231,30 +502,42 @@ def read_summary(label_dir: Path) -> dict:
     return summary
 
 
-def read_stats(label_dir: Path) -> dict[str, np.ndarray]:
+def read_stats(label_dir: Path, nodes: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per-node statistics; a format-2 label's node names come from ``nodes`` (the shared list,
+    read from disk when not given)."""
     path = label_dir / "stats.npz"
     if not path.is_file():
         raise DamagedLabelError(label_dir, "stats.npz is missing")
     try:
         with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
+            raw = {k: data[k] for k in data.files}
     except _READ_ERRORS as exc:
         raise DamagedLabelError(label_dir, f"stats.npz is unreadable: {exc}") from None
+    if "nodes" in raw and "pred_node" not in raw and read_summary(label_dir).get("format", 1) < 2:
+        return raw
+    if nodes is None:
+        nodes = SharedImages(label_dir.parent.parent, label_dir.name.split("-")[-1]).read()[1]
+    return _decode_stats(raw, nodes)
 
 
 def load_label(label_dir: Path, model_id: str | None = None, mmap: bool = True) -> PublishedLabel:
     """Every file of a published label, checked; the error names ``model_id`` when given."""
     try:
         summary = read_summary(label_dir)
-        outputs = read_outputs(label_dir, mmap=mmap)
+        nodes = None
+        if summary.get("format", 1) >= 2:
+            outputs, nodes = _read_compact(label_dir, summary, mmap)
+        else:
+            outputs = read_outputs(label_dir, mmap=mmap)
         if summary.get("images", len(outputs.ids)) != len(outputs.ids):
             raise DamagedLabelError(label_dir, f"ids.npy holds {len(outputs.ids)} images, "
                                                f"summary.json says {summary['images']}")
-        stats = read_stats(label_dir)
+        stats = read_stats(label_dir, nodes)
         text_nodes = text_emb = None
         if summary.get("kind") == "vlm":
             mode = "r" if mmap else None
-            text_nodes = _array(label_dir, "text_nodes", mode)
+            text_nodes = (nodes if nodes is not None and not (label_dir / "text_nodes.npy").is_file()
+                          else _array(label_dir, "text_nodes", mode))
             text_emb = _array(label_dir, "text_emb", mode)
             if text_emb.ndim != 2 or len(text_emb) != len(text_nodes):
                 raise DamagedLabelError(label_dir, f"text_emb.npy has shape {text_emb.shape} for "

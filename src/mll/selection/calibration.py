@@ -24,7 +24,16 @@ Situations: ``carried`` (the target's style group has no sample image under the 
 accuracy was carried over from other styles), ``direct`` (the domain words name a style group the
 class's sample images hold) and ``nodomain`` (no domain words). A task is ``carried`` when any of
 its classes is. A method or situation without fitted figures takes the figures pooled over
-methods (``*``) or over situations (``any``).
+methods (``*``) or over situations (``any``); ``borrowed`` classes (no sample image at all: the
+estimate comes from related concepts, :meth:`StyleCounts.borrowed`) have no proxy tasks of their
+own and take ``any``.
+
+Calibration is a property of a hub: how far a proxy estimate lands from new images depends on the
+hub's models and sample images (the quick hub's rules, applied to the full hub, pulled chco's
+estimates towards the quick hub's weaker plans). ``mll calibrate --hub H`` fits the rules on that
+hub's own proxy tasks and stores them in ``H/calibration.json`` with the models they were fitted
+for; :func:`rules_for` uses them while the hub's labelled models are those, the shipped file
+(fitted on the quick starter hub) otherwise.
 """
 
 from __future__ import annotations
@@ -34,10 +43,12 @@ import math
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 
 LEVEL = 0.9  # two-sided coverage the intervals are fitted for
+HUB_FILE = "calibration.json"  # a hub's own fitted rules, beside its database
 SITUATIONS = ("direct", "carried", "nodomain")
 SHRINK_GRID = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)  # pseudo-image counts tried
 MIN_GAIN = 0.02  # a shrinkage is kept only if it lowers the held-out squared error by 2%
@@ -84,15 +95,46 @@ def fitted() -> dict:
     return json.loads(text)
 
 
-def rule(method: str, level: str, situation: str) -> Rule:
-    """The rule for a method's ``class`` or ``task`` predictions in a situation (with fallbacks)."""
-    rules = fitted().get("rules", {})
+@cache
+def _hub_doc(path: str, mtime_ns: int) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def hub_rules(hub_dir: Path | None) -> dict | None:
+    """The rules ``mll calibrate`` stored in a hub (None: none stored, or unreadable)."""
+    if hub_dir is None:
+        return None
+    path = Path(hub_dir) / HUB_FILE
+    try:
+        return _hub_doc(str(path), path.stat().st_mtime_ns)
+    except (OSError, ValueError):
+        return None
+
+
+def rules_for(table) -> dict:
+    """The calibration a selection on ``table`` uses: the hub's own, fitted while it held the
+    same labelled models, else the shipped one."""
+    doc = hub_rules(getattr(table, "hub_dir", None))
+    if doc is not None and sorted(doc.get("models", [])) == sorted(table.models):
+        return doc
+    return fitted()
+
+
+def rule(method: str, level: str, situation: str, doc: dict | None = None) -> Rule:
+    """The rule for a method's ``class`` or ``task`` predictions in a situation, from ``doc`` (a
+    calibration document; the shipped one by default). A method ``doc`` has no figures for takes
+    the shipped file's, then the figures pooled over methods; a situation without figures, or
+    with too few proxy tasks to bound an interval, takes those pooled over situations
+    (``any``)."""
+    docs = [d for d in (doc, fitted()) if d is not None]
     for m in (method, "*"):
-        by_situation = rules.get(m, {}).get(level, {})
-        for s in (situation, "any"):
-            doc = by_situation.get(s)
-            if doc:
-                return Rule(**doc)
+        for d in docs:
+            by_situation = d.get("rules", {}).get(m, {}).get(level, {})
+            for s in (situation, "any"):
+                found = by_situation.get(s)
+                # fitted on too few proxy tasks for its quantiles: the pooled figures say more
+                if found and -OPEN < found["low"] and found["high"] < OPEN:
+                    return Rule(**found)
     return Rule()
 
 

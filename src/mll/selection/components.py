@@ -41,33 +41,58 @@ def expert_component(table, label, ctx: TaskContext, weight: float = 1.0) -> Com
         best = max(ks, key=lambda k: int(graph.depth[graph.index(ctx.class_nodes[k])]))
         head_map[j] = 0
         head_map[j, best] = 1
-    _add_relatives(graph, head_wnids, head_map, ctx)
+    _add_relatives(table, head_wnids, head_map, ctx)
     classes = np.flatnonzero(head_map.sum(axis=0) > 0).tolist()
     if not classes:
         return None
     return Component("expert", label.id, weight, "expert", classes, head_map=head_map)
 
 
-def _add_relatives(graph, head_wnids, head_map: np.ndarray, ctx: TaskContext) -> None:
+def relatives(table, node: str) -> list[tuple[str, int]]:
+    """(wnid, distance) of a node's parents (1), grandparents and siblings (2), memoised on the
+    table (every candidate expert asks for the same classes' relatives)."""
+    cache = table.__dict__.setdefault("_relatives_cache", {})
+    if node not in cache:
+        graph = table.graph
+        parents = graph.parents(node)
+        found = [(p, 1) for p in parents]
+        found += [(g, 2) for p in parents for g in graph.parents(p)]
+        found += [(c, 2) for p in parents for c in graph.children(p) if c != node]
+        cache[node] = found
+    return cache[node]
+
+
+def _add_relatives(table, head_wnids, head_map: np.ndarray, ctx: TaskContext) -> None:
     """A class no head answers directly may be served by a close relative's head (its parent,
-    grandparent or sibling), down-weighted by distance; a head stands in for one class at most."""
-    free = {w: j for j, w in enumerate(head_wnids) if w and not head_map[j].any()}
+    grandparent or sibling), down-weighted by distance; a head stands in for one class at most
+    (the nearest such class, the first in task order among equally near ones)."""
+    free = [(j, w) for j, w in enumerate(head_wnids) if w and not head_map[j].any()]
     if not free:
         return
-    claims: dict[int, tuple[int, int]] = {}  # head -> (distance, class)
-    for k, node in enumerate(ctx.class_nodes):
-        if node is None or head_map[:, k].any():
-            continue
-        parents = graph.parents(node)
-        relatives = [(p, 1) for p in parents]
-        relatives += [(g, 2) for p in parents for g in graph.parents(p)]
-        relatives += [(c, 2) for p in parents for c in graph.children(p) if c != node]
-        for w, dist in relatives:
-            j = free.get(w)
-            if j is not None and (j not in claims or claims[j][0] > dist):
-                claims[j] = (dist, k)
-    for j, (dist, k) in claims.items():
-        head_map[j, k] = RELATIVE_DISCOUNT ** dist
+    answered = head_map.any(axis=0)
+    stand_in = _stand_ins(table, ctx)
+    for j, w in free:
+        options = [(dist, k) for k, dist in stand_in.get(w, ()) if not answered[k]]
+        if options:
+            dist, k = min(options)
+            head_map[j, k] = RELATIVE_DISCOUNT ** dist
+
+
+def _stand_ins(table, ctx: TaskContext) -> dict[str, list[tuple[int, int]]]:
+    """Relative wnid -> (class, distance) of the task's classes it is a close relative of,
+    built once per task (memoised on the table by the classes' nodes)."""
+    key = tuple(ctx.class_nodes)
+    cache = table.__dict__.setdefault("_stand_in_cache", {})
+    if key not in cache:
+        out: dict[str, list[tuple[int, int]]] = {}
+        for k, node in enumerate(ctx.class_nodes):
+            if node is not None:
+                for w, dist in relatives(table, node):
+                    out.setdefault(w, []).append((k, dist))
+        if len(cache) > 64:  # tasks come and go: keep the memo small
+            cache.clear()
+        cache[key] = out
+    return cache[key]
 
 
 def class_texts(table, ctx: TaskContext) -> list[list[str]]:

@@ -43,8 +43,12 @@ class Component:
 
     def proba(self, output: np.ndarray) -> np.ndarray:
         """(N, K) probabilities over the task classes (zero outside ``classes`` for experts)."""
-        if self.kind == "expert":
-            mass = np.asarray(output, dtype=np.float32) @ self.head_map  # (N, K)
+        if self.kind == "expert":  # only the heads and classes the map joins are multiplied
+            heads = np.flatnonzero(self.head_map.any(axis=1))
+            cols = np.flatnonzero(self.head_map.any(axis=0))
+            out = np.asarray(output, dtype=np.float32)
+            mass = np.zeros((len(out), self.head_map.shape[1]), dtype=np.float32)  # (N, K)
+            mass[:, cols] = out[:, heads] @ self.head_map[np.ix_(heads, cols)]
             total = mass.sum(axis=1, keepdims=True)
             return np.where(total > 0, mass / np.maximum(total, 1e-12), 0.0)
         ref = self.text_emb if self.kind == "vlm" else self.prototypes

@@ -142,6 +142,43 @@ def style_distance(scorer: ProxyScorer, plan) -> dict[int, int]:
     return out
 
 
+def borrowed_estimates(scorer: ProxyScorer, plan, missing: list[int]
+                       ) -> dict[int, tuple[float, float, int]]:
+    """Per class without proxy images: (accuracy, effective images, distance) of the plan's
+    models answering it, each from related concepts' sample images of the target's style
+    (:meth:`StyleCounts.borrowed`), weighted by the components' weights. Experts covering the
+    class answer it (the gate hands them its images); otherwise the general part does."""
+    ctx = scorer.ctx
+    counts = scorer.table.style_counts
+    out: dict[int, tuple[float, float, int]] = {}
+    for k in missing:
+        node = ctx.class_nodes[k]
+        if node is None:
+            continue
+        comps = [c for c in plan.components if c.kind != "proto" and k in c.classes
+                 and c.role == "expert"] or \
+            [c for c in plan.components if c.kind != "proto" and c.role == "general"]
+        others = tuple({ctx.class_nodes[j] for j in range(ctx.n_classes)
+                        if j != k and ctx.class_nodes[j] is not None} - {node})
+        found = []
+        for c in comps:
+            rivals = None
+            if c.kind == "expert" and c.head_map is not None:
+                rivals = (np.delete(c.head_map, k, axis=1) > 0).any(axis=1) & ~(c.head_map[:, k] > 0)
+            b = counts.borrowed(c.source, node, ctx.target_style, ctx.n_classes, rivals=rivals,
+                                others=others)
+            if b is not None:
+                found.append((c.weight, b))
+        total = sum(w for w, _ in found)
+        if not found or total <= 0:
+            continue
+        acc = sum(w * b.accuracy for w, b in found) / total
+        distance = max(0, *(b.distance for _, b in found))
+        n_eff = min(b.n_images for _, b in found) / (1 + distance)
+        out[k] = (round(acc, 4), round(n_eff, 3), distance)
+    return out
+
+
 def assemble(method: str, scorer: ProxyScorer, proposal: Proposal, seconds: float) -> Selection:
     """Score the proposed plan on the proxy task and build the selection (nothing is mutated)."""
     ctx = scorer.ctx
@@ -152,12 +189,17 @@ def assemble(method: str, scorer: ProxyScorer, proposal: Proposal, seconds: floa
     distance = style_distance(scorer, plan)
     estimates = per_class_estimates(pred, ctx, distance)
     carried = set(ctx.proxy_class[ctx.style_gap].tolist()) if ctx.style_gap.any() else set()
+    doc = calibration.rules_for(scorer.table)
+    borrowed = borrowed_estimates(scorer, plan, [k for k, e in enumerate(estimates) if e[0] is None])
     classes = []
     for k, name in enumerate(ctx.task.classes):
         raw, proxy_interval, n, n_eff = estimates[k]
         where = calibration.situation(ctx.target_style, k in carried)
+        if k in borrowed:  # no sample image: its models' accuracy on related concepts
+            raw, n_eff, distance[k] = borrowed[k]
+            proxy_interval, where = wilson(raw * n_eff, n_eff), "borrowed"
         acc, interval = (None, None) if raw is None else \
-            calibration.rule(method, "class", where).apply(raw, n_eff)
+            calibration.rule(method, "class", where, doc).apply(raw, n_eff)
         models = proposal.per_class[k]
         kinds = {m["kind"] for m in models}
         covered = "expert" if "expert" in kinds else ("vlm" if models else "none")
@@ -173,13 +215,14 @@ def assemble(method: str, scorer: ProxyScorer, proposal: Proposal, seconds: floa
                                    not pinned and match_status(best) != "confident"))
     known = [c for c in classes if c.predicted_accuracy is not None]
     where = calibration.situation(ctx.target_style, bool(carried))
-    info: dict[str, Any] = {"level": calibration.LEVEL, "situation": where}
-    if known and len(ctx.proxy_index):
+    info: dict[str, Any] = {"level": calibration.LEVEL, "situation": where,
+                            "fitted_on": doc.get("fitted_on")}
+    if known:
         raw = round(float(np.mean([c.evidence["proxy_accuracy"] for c in known])), 4)
         n_eff = sum(c.evidence["proxy_images"] / (1 + (c.evidence["style_distance"] or 0))
                     for c in known)
         evidence = round(float(np.mean([c.evidence["proxy_evidence"] for c in known])), 3)
-        task_acc, interval = calibration.rule(method, "task", where).apply(raw, evidence)
+        task_acc, interval = calibration.rule(method, "task", where, doc).apply(raw, evidence)
         info |= {"proxy_accuracy": raw, "proxy_interval": wilson(raw * n_eff, n_eff),
                  "proxy_evidence": evidence}
     else:

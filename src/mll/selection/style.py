@@ -24,6 +24,7 @@ ratio's mean absolute error is 0.249, the logit shift's 0.261, no transfer 0.270
 
 from __future__ import annotations
 
+import threading
 import zlib
 from dataclasses import dataclass
 
@@ -34,6 +35,9 @@ MIN_EVIDENCE = 4  # in-domain images of each style under a subtree before its ga
 # over the whole task before the style ratio is applied (a cell holds 2-6 images); fitted on
 # photo tasks built from the sample role (benchmarks/style_transfer_tasks.py)
 CELL_PRIOR = 1.0
+# pseudo-images pulling a borrowed estimate towards the model's figure over the whole hub (set,
+# equal to MIN_EVIDENCE: a subtree's own images outweigh the hub once it has the minimum)
+BORROW_PRIOR = 4.0
 GROUP_OF = {"photo32": "photo", "user": "photo"}  # style head -> the group it is judged with
 
 
@@ -73,17 +77,44 @@ class StyleCounts:
         self.model_ids: list[str] = []
         self.correct = np.zeros((0, len(self.nodes), len(self.groups)))
         self.count = np.zeros_like(self.correct)
+        # (models, sample images): share of the wrong answers scored above the right one
+        # (NaN: out of the model's domain); what K-way accuracy away from the hub's tasks rests on
+        self.beaten = np.zeros((0, len(self.image_node)), dtype=np.float32)
+        # (models, sample images): an expert's best score among its right heads (NaN: a VLM, or
+        # out of its domain), against which rival heads are compared
+        self.true_score = np.zeros_like(self.beaten)
         self._under: dict[str, np.ndarray] = {}
         self._chains: dict[str, list[tuple[int, str]]] = {}
 
     @classmethod
     def of(cls, table) -> StyleCounts:
+        """Counts of every labelled model (reads every label) and the prototypes."""
         counts = cls(table)
         rows = [(m.id, *counts._model_hits(m)) for m in table.models.values()]
-        rows.append(("proto", *counts._proto_hits()))
+        hit, inside = counts._proto_hits()
+        none = np.full(len(hit), np.nan, dtype=np.float32)
+        rows.append(("proto", hit, inside, (none, none)))
         counts.model_ids = [r[0] for r in rows]
-        counts.correct = np.stack([counts._cells(hit & inside) for _, hit, inside in rows])
-        counts.count = np.stack([counts._cells(inside) for _, _, inside in rows])
+        counts.correct = np.stack([counts._cells(hit & inside) for _, hit, inside, _ in rows])
+        counts.count = np.stack([counts._cells(inside) for _, _, inside, _ in rows])
+        counts.beaten = np.stack([np.where(inside, r[0], np.nan).astype(np.float32)
+                                  for _, _, inside, r in rows])
+        counts.true_score = np.stack([r[1] for _, _, _, r in rows])
+        return counts
+
+    @classmethod
+    def lazy(cls, table) -> StyleCounts:
+        """Counts of the prototypes now; a model's when :meth:`row` first asks for it, so a
+        selection reads only its candidates' labels (thread-safe: rows are only appended)."""
+        counts = cls(table)
+        counts._table_models = table.models
+        counts._grow = threading.Lock()
+        counts.model_ids = ["proto"]
+        hit, inside = counts._proto_hits()
+        counts.correct = counts._cells(hit & inside)[None]
+        counts.count = counts._cells(inside)[None]
+        none = np.full((1, len(hit)), np.nan, dtype=np.float32)
+        counts.beaten, counts.true_score = none, none.copy()
         return counts
 
     def _cells(self, mask: np.ndarray) -> np.ndarray:
@@ -91,21 +122,44 @@ class StyleCounts:
         np.add.at(out, (self.image_node[mask], self.image_group[mask]), 1.0)
         return out
 
-    def _model_hits(self, label) -> tuple[np.ndarray, np.ndarray]:
-        """(right, in domain) per sample image for one model."""
+    def _model_hits(self, label) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        """(right, in domain, (share of wrong answers beating the right one, an expert's best
+        right-head score)) per sample image."""
         nodes = self.table.image_nodes.tolist()
         if label.kind == "vlm":
             text_idx = {v: i for i, v in enumerate(label.text_nodes.tolist())}
             truth = np.array([text_idx.get(v, -1) for v in nodes])
-            pred = (label.outputs @ label.text_emb.T).argmax(axis=1)
-            return pred == truth, truth >= 0
+            scores = label.outputs @ label.text_emb.T
+            inside = truth >= 0
+            true = scores[np.arange(len(nodes)), np.maximum(truth, 0)]
+            beaten = (scores > true[:, None]).sum(axis=1) / max(scores.shape[1] - 1, 1)
+            none = np.full(len(nodes), np.nan, dtype=np.float32)
+            return scores.argmax(axis=1) == truth, inside, (beaten.astype(np.float32), none)
         heads = [c.wnid for c in label.info.classes]
-        pred = label.outputs.argmax(axis=1)
+        scores = label.outputs
+        pred = scores.argmax(axis=1)
         anc = self.table.sample_node_ancestors
         ok = np.array([heads[p] in anc[v] if heads[p] else False
                        for p, v in zip(pred.tolist(), nodes, strict=True)])
-        covered_nodes = {v for v in set(nodes) if any(h in anc[v] for h in heads if h)}
-        return ok, np.array([v in covered_nodes for v in nodes])
+        head_of: dict[str, list[int]] = {}
+        for j, h in enumerate(heads):
+            if h:
+                head_of.setdefault(h, []).append(j)
+        beaten = np.full(len(nodes), np.nan, dtype=np.float32)
+        best = np.full(len(nodes), np.nan, dtype=np.float32)
+        order = np.argsort(self.image_node, kind="stable")
+        starts = np.searchsorted(self.image_node[order], np.arange(len(self.nodes) + 1))
+        for i, v in enumerate(self.nodes):
+            right = [j for a in anc[v] for j in head_of.get(a, ())]
+            if not right:
+                continue
+            rows = order[starts[i]:starts[i + 1]]
+            sub = scores[rows]
+            true = sub[:, right].max(axis=1)
+            above = (sub > true[:, None]).sum(axis=1)  # the right heads never beat their max
+            beaten[rows] = above / max(len(heads) - len(right), 1)
+            best[rows] = true
+        return ok, ~np.isnan(beaten), (beaten, best)
 
     def _proto_hits(self) -> tuple[np.ndarray, np.ndarray]:
         """Leave-one-picture-out nearest node mean on the prototype backbone's features."""
@@ -135,10 +189,27 @@ class StyleCounts:
         try:
             return self.model_ids.index(model_id)
         except ValueError:
+            pass
+        models = getattr(self, "_table_models", None)
+        if models is None or model_id not in models:
             return None
+        hit, inside, (beaten, best) = self._model_hits(models[model_id])
+        with self._grow:
+            if model_id not in self.model_ids:  # another thread may have added it meanwhile
+                # every array grows before the id is listed: a reader that finds the id finds
+                # its row in each of them
+                self.correct = np.concatenate([self.correct, self._cells(hit & inside)[None]])
+                self.count = np.concatenate([self.count, self._cells(inside)[None]])
+                self.beaten = np.concatenate(
+                    [self.beaten, np.where(inside, beaten, np.nan).astype(np.float32)[None]])
+                self.true_score = np.concatenate([self.true_score, best[None]])
+                self.model_ids = [*self.model_ids, model_id]
+            return self.model_ids.index(model_id)
 
     def competence(self) -> dict[str, dict[str, dict[str, float]]]:
         """Per model and style group: accuracy (add-one smoothed) and in-domain images."""
+        for m in getattr(self, "_table_models", ()):  # a lazy instance: every model now
+            self.row(m)
         c, n = self.correct.sum(axis=1), self.count.sum(axis=1)
         return {m: {g: {"accuracy": round(float((c[i, j] + 1) / (n[i, j] + 2)), 4),
                         "images": int(n[i, j])} for j, g in enumerate(self.groups)}
@@ -177,6 +248,60 @@ class StyleCounts:
                 acc_t = (c[mask, t].sum() + 1) / (nt + 2)
                 return Gap(float(acc_t / acc_s), dist, int(nt))
         return None
+
+    def borrowed(self, model_id: str, wnid: str, group: str | None, n_classes: int, *,
+                 rivals: np.ndarray | None = None, others: tuple[str, ...] = ()
+                 ) -> Borrowed | None:
+        """A model's expected accuracy on a class without any sample image.
+
+        Its *stand-ins* are the in-domain sample images of the target's style group (every
+        group: ``None``) under the nearest ancestor of ``wnid`` holding at least
+        ``MIN_EVIDENCE`` of them, leaving out images of the task's other classes (``others``:
+        their nodes). For an expert given ``rivals`` (bool over its heads: those voting for the
+        task's other classes) a stand-in counts as right when its own heads outscore every
+        rival; otherwise when its right answer beats ``n_classes - 1`` wrong ones drawn from the
+        model's others: ``(1 - beaten) ** (n_classes - 1)``. The mean is shrunk towards the same
+        figure over the whole hub by ``BORROW_PRIOR`` pseudo-images.
+        """
+        i = self.row(model_id)
+        if i is None or (group is not None and group not in self.groups):
+            return None
+        rank = self.beaten[i]
+        keep = ~np.isnan(rank)
+        if group is not None:
+            keep &= self.image_group == self.groups.index(group)
+        for node in others:
+            keep &= ~self.under(node)[self.image_node]
+        if not keep.any():
+            return None
+        if rivals is not None and rivals.any() and not np.isnan(self.true_score[i]).all():
+            outputs = self.table.models[model_id].outputs
+            wins = np.zeros(len(rank))
+            rows = np.flatnonzero(keep)
+            for start in range(0, len(rows), 4096):
+                r = rows[start: start + 4096]
+                best_rival = np.asarray(outputs[r][:, rivals], dtype=np.float64).max(axis=1)
+                wins[r] = self.true_score[i, r] > best_rival
+        else:
+            wins = np.where(keep, (1.0 - np.nan_to_num(rank)) ** max(n_classes - 1, 0), 0.0)
+        overall = float(wins[keep].sum() / keep.sum())
+        levels = self.chain(wnid) + [(len(self.chain(wnid)), None)]
+        for dist, a in levels:
+            mask = keep & self.under(a)[self.image_node] if a is not None else keep
+            n = int(mask.sum())
+            if n >= MIN_EVIDENCE:
+                value = (float(wins[mask].sum()) + BORROW_PRIOR * overall) / (n + BORROW_PRIOR)
+                return Borrowed(value, dist, n)
+        return None
+
+
+@dataclass(frozen=True)
+class Borrowed:
+    """A model's accuracy on a class estimated from related concepts' sample images."""
+
+    accuracy: float
+    distance: int  # levels climbed from the class node to the evidence (as in :class:`Gap`)
+    n_images: int
 
 
 LOOK_NEIGHBOURS = 10  # sample images each target image votes with (set, not fitted)

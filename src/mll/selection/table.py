@@ -4,14 +4,21 @@ Selection runs no model on images: it reads the cached outputs here. Text (class
 VLMs) is encoded through the models' text towers, kept loaded for the table's lifetime; ConSE and
 LiT also cache their text encodings on disk.
 
-Constructing a table is cheap: the hub, matcher, corpus and labels load on first use, each once
-(:meth:`LabelTable.load` loads them all now, :meth:`LabelTable.open` constructs and loads).
+Constructing a table is cheap: the hub, matcher and corpus load on first use, each once
+(:meth:`LabelTable.load` loads them now, :meth:`LabelTable.open` constructs and loads). Labels
+load lazily too: ``table.models`` knows every labelled model from one database query, and reads a
+model's label files only when that model is asked for, keeping at most ``max_labels`` labels in
+memory (least recently used first out). Selection asks the candidate index which models serve the
+task's nodes (:meth:`LabelTable.candidates`), so a task reads the labels of its candidates only,
+however large the hub.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -19,11 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from ..config import resolve_hub
-from ..errors import NotBuiltError
+from ..errors import InvalidParameterError, NotBuiltError
 
 logger = logging.getLogger(__name__)
 
 PROTO_BACKBONE = "efficientnet-lite0@224"
+MAX_LABELS = 4096  # labels kept in memory (a small expert's is ~0.1 MB as float32)
 
 
 @dataclass
@@ -67,21 +75,88 @@ class SampleImages:
                              for r in records], dtype=np.int64))
 
 
+class LabelCache(Mapping):
+    """The labelled models by id, in hub order; each label is read from disk when first asked
+    for and kept among the ``capacity`` most recently used.
+
+    Safe to share between threads (the server's request threads share one table): the keys never
+    change, and the cache's bookkeeping is under a lock (two threads asking for the same unloaded
+    label may both read it; one copy is kept).
+    """
+
+    def __init__(self, kinds: Mapping[str, str], load, capacity: int = MAX_LABELS) -> None:
+        self.kinds = dict(kinds)  # id -> "expert" | "vlm", hub order
+        self._load = load  # list of ids -> {id: ModelLabel}
+        self.capacity = capacity
+        self._cache: OrderedDict[str, ModelLabel] = OrderedDict()
+        self._lock = threading.Lock()
+        self.reads = 0  # labels read from disk so far (tests and benchmarks)
+
+    def __len__(self) -> int:
+        return len(self.kinds)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.kinds)
+
+    def __contains__(self, model_id: object) -> bool:
+        return model_id in self.kinds
+
+    def __getitem__(self, model_id: str) -> ModelLabel:
+        return self.many([model_id])[model_id]
+
+    def values(self):  # in hub order, reading in batches
+        ids = list(self.kinds)
+        for start in range(0, len(ids), 256):
+            batch = self.many(ids[start: start + 256])
+            yield from (batch[i] for i in ids[start: start + 256])
+
+    def items(self):
+        return zip(self.kinds, self.values(), strict=True)
+
+    def many(self, model_ids: Sequence[str]) -> dict[str, ModelLabel]:
+        """The labels of ``model_ids`` (unknown ids raise ``KeyError``), missing ones read in one
+        batch."""
+        with self._lock:
+            have = {m: self._cache[m] for m in model_ids if m in self._cache}
+            for m in have:
+                self._cache.move_to_end(m)
+        missing = [m for m in dict.fromkeys(model_ids) if m not in have]
+        for m in missing:
+            if m not in self.kinds:
+                raise KeyError(m)
+        if missing:
+            loaded = self._load(missing)
+            with self._lock:
+                self.reads += len(loaded)
+                for m, label in loaded.items():
+                    self._cache[m] = label
+                    self._cache.move_to_end(m)
+                while len(self._cache) > self.capacity:
+                    self._cache.popitem(last=False)
+            have |= loaded
+        return have
+
+
 class LabelTable:
     """The hub's labels for the current graph and corpus versions, plus the matcher."""
 
     def __init__(self, hub_dir: str | Path | None, db: str | None = None,
-                 proto_backbone: str = PROTO_BACKBONE) -> None:
+                 proto_backbone: str = PROTO_BACKBONE, max_labels: int = MAX_LABELS) -> None:
+        if isinstance(max_labels, bool) or not isinstance(max_labels, int) or max_labels < 1:
+            raise InvalidParameterError(f"label table: max_labels must be a whole number of at "
+                                        f"least 1, got {max_labels!r}")
         self.hub_dir: Path | None = resolve_hub(hub_dir)
         self.db = db
         self.proto_backbone = proto_backbone
+        self.max_labels = max_labels
         self._adapters: dict[str, object] = {}
         self._ancestor_cache: dict[str, set[str]] = {}  # heads repeat across tasks
 
     @classmethod
     def open(cls, hub_dir: str | Path | None, db: str | None = None,
              proto_backbone: str = PROTO_BACKBONE) -> LabelTable:
-        """A table with its hub, matcher, corpus and labels loaded now (errors surface here)."""
+        """A table with its hub, matcher, corpus and list of labelled models loaded now (errors
+        surface here; a damaged label surfaces when selection first reads it)."""
         return cls(hub_dir, db=db, proto_backbone=proto_backbone).load()
 
     @classmethod
@@ -93,6 +168,7 @@ class LabelTable:
         models are served only from ``adapters`` and prototype features must be given."""
         table = cls.__new__(cls)
         table.hub_dir, table.db, table.proto_backbone = None, None, proto_backbone
+        table.max_labels = MAX_LABELS
         table._adapters = dict(adapters or {})
         table._ancestor_cache = {}
         table.matcher, table.samples = matcher, samples
@@ -103,7 +179,8 @@ class LabelTable:
         return table
 
     def load(self) -> LabelTable:
-        """Load the hub, matcher, corpus and every label now instead of on first use."""
+        """Load the hub, matcher, corpus and the list of labelled models now instead of on first
+        use (labels themselves load when selection asks for them)."""
         _ = self.models, self.samples
         return self
 
@@ -114,7 +191,8 @@ class LabelTable:
     def with_fresh_models(self) -> LabelTable:
         """A new table on the same hub whose models (and per-style counts) load anew, reusing
         this one's caches that do not depend on which models are labelled."""
-        fresh = LabelTable(self.hub_dir, db=self.db, proto_backbone=self.proto_backbone)
+        fresh = LabelTable(self.hub_dir, db=self.db, proto_backbone=self.proto_backbone,
+                           max_labels=self.max_labels)
         for key in self._MODEL_FREE_CACHES:
             if key in self.__dict__:
                 fresh.__dict__[key] = self.__dict__[key]
@@ -159,40 +237,62 @@ class LabelTable:
         return SampleImages.from_records(self.corpus.records(role="sample"))
 
     @cached_property
-    def models(self) -> dict[str, ModelLabel]:
-        """Every model with a label for the current graph and corpus, in hub order."""
-        from ..labels import LabelStore
-        from ..labels.store import load_label, storage_bytes
+    def models(self) -> Mapping[str, ModelLabel]:
+        """Every model with a label for the current graph and corpus, in hub order (a
+        :class:`LabelCache`: each label is read when first used)."""
+        from ..hub.records import labelled_models
 
-        store = LabelStore(self._on_disk())
-        models: dict[str, ModelLabel] = {}
-        unlabelled: list[str] = []
-        infos = self.hub.list()
-        if not infos:  # before the graph and matcher: nothing to select from
+        with self.hub.store.read() as session:
+            rows = labelled_models(session)
+        if not rows:  # before the graph and matcher: nothing to select from
             raise NotBuiltError(f"the hub at {self.hub_dir} has no models; add some with 'mll hub "
                                 "add' or build a starter hub with 'mll starter --quick'")
-        for info in infos:
-            ldir = store.label_dir(info.content_hash, self.graph.version, self.corpus.version)
-            if not (ldir / "summary.json").is_file():
-                unlabelled.append(info.id)
-                continue
-            published = load_label(ldir, info.id)  # damaged files: an error naming the model
-            out = published.outputs
-            values = out.dense(len(info.classes)) if info.kind == "expert" else np.asarray(
-                out.values, dtype=np.float32)
-            summary = published.summary | {"bytes": storage_bytes(ldir)}
-            label = ModelLabel(info, values, published.stats, summary)
-            if info.kind == "vlm":
-                label.text_nodes = np.asarray(published.text_nodes)
-                label.text_emb = np.asarray(published.text_emb, dtype=np.float32)
-            models[info.id] = label
-        if not models:
+        current = (self.graph.version, self.corpus.version)
+        labelled = [(m, kind) for m, kind, versions in rows if versions == current]
+        unlabelled = [m for m, _, versions in rows if versions != current]
+        if not labelled:
             raise NotBuiltError("the hub has no labelled models; add models and run 'mll label'")
         if unlabelled:
             logger.warning("%d model(s) without a current label are ignored: run 'mll label'",
                            len(unlabelled))
         self.unlabelled = unlabelled
-        return models
+        return LabelCache(dict(labelled), self._read_labels, self.max_labels)
+
+    def _read_labels(self, model_ids: list[str]) -> dict[str, ModelLabel]:
+        """Read the labels of ``model_ids`` from disk (damaged files: an error naming the model)."""
+        from ..labels import LabelStore
+        from ..labels.store import DamagedLabelError, load_label, storage_bytes
+
+        store = LabelStore(self._on_disk())
+        out: dict[str, ModelLabel] = {}
+        for info in self.hub.store.infos(list(model_ids)):
+            ldir = store.label_dir(info.content_hash, self.graph.version, self.corpus.version)
+            if not (ldir / "summary.json").is_file():
+                raise DamagedLabelError(ldir, "summary.json is missing", info.id)
+            published = load_label(ldir, info.id)
+            values = published.outputs.matrix(info.kind, len(info.classes))
+            summary = published.summary | {"bytes": storage_bytes(ldir)}
+            label = ModelLabel(info, values, published.stats, summary)
+            if info.kind == "vlm":
+                label.text_nodes = np.asarray(published.text_nodes)
+                label.text_emb = np.asarray(published.text_emb, dtype=np.float32)
+            out[info.id] = label
+        return out
+
+    def candidates(self, nodes: Iterable[str | None], per_node: int, kind: str = "expert"
+                   ) -> list[str]:
+        """Ids of the ``per_node`` best models (of ``kind``) serving each node, by the candidate
+        index's ranking (measured accuracy there, then images), in hub order. A table built in
+        memory has no index: every model of the kind is a candidate."""
+        if self.hub_dir is None:
+            return [m.id for m in self._of_kind(kind)]
+        from ..hub.records import serving_top
+
+        with self.hub.store.read() as session:
+            top = serving_top(session, sorted({v for v in nodes if v}), kind=kind,
+                              limit=per_node)
+        keep = {m for ids in top.values() for m in ids}
+        return [m for m in self.models if m in keep]
 
     @cached_property
     def proto_features(self) -> np.ndarray:
@@ -219,11 +319,20 @@ class LabelTable:
 
     @property
     def experts(self) -> list[ModelLabel]:
-        return [m for m in self.models.values() if m.kind == "expert"]
+        """Every labelled expert (reads every expert's label: selection asks for candidates)."""
+        return self._of_kind("expert")
 
     @property
     def vlms(self) -> list[ModelLabel]:
-        return [m for m in self.models.values() if m.kind == "vlm"]
+        return self._of_kind("vlm")
+
+    def _of_kind(self, kind: str) -> list[ModelLabel]:
+        models = self.models
+        if isinstance(models, LabelCache):
+            ids = [m for m, k in models.kinds.items() if k == kind]
+            labels = models.many(ids)
+            return [labels[m] for m in ids]
+        return [m for m in models.values() if m.kind == kind]
 
     def default_vlm(self) -> ModelLabel:
         """The general VLM that patches uncovered classes: the best VLM among the families that
@@ -256,10 +365,11 @@ class LabelTable:
 
     @cached_property
     def style_counts(self):
-        """Per (model, sample node, style group) counts of right answers (see ``style.py``)."""
+        """Per (model, sample node, style group) counts of right answers (see ``style.py``),
+        each model's computed when first asked for."""
         from .style import StyleCounts
 
-        return StyleCounts.of(self)
+        return StyleCounts.lazy(self)
 
     @cached_property
     def sample_node_ancestors(self) -> dict[str, set[str]]:
@@ -269,8 +379,9 @@ class LabelTable:
         """The same table restricted to some models (shares caches; for hub-size studies)."""
         import copy
 
-        keep = set(model_ids)
-        models = {m: label for m, label in self.models.items() if m in keep}  # hub order
+        keep = [m for m in self.models if m in set(model_ids)]  # hub order
+        labels = self.models.many(keep) if isinstance(self.models, LabelCache) else self.models
+        models = {m: labels[m] for m in keep}
         view = copy.copy(self)
         view.models = models
         return view

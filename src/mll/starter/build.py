@@ -121,6 +121,12 @@ def build_starter(hub_dir: str | Path | None = None, quick: bool = False, *,
         labelled = label_hub(root, show_progress=show_progress)
     with _phase(timer, "caption embeddings (rest)"):
         report.background["caption embeddings"] = captions.wait()
+    if not quick:  # the shipped calibration was fitted on the quick starter hub itself
+        from ..bench.calibrate import calibrate_hub, calibrated
+
+        if not calibrated(root):
+            with _phase(timer, "calibration"):
+                calibrate_hub(root)
     report.labels = {"models_labelled": len(labelled.models_labelled),
                      "models_up_to_date": len(labelled.models_up_to_date),
                      "sample_images": labelled.images,

@@ -5,6 +5,10 @@ set of expert components, each answering the task classes its heads cover (a cla
 node is served by all heads below it), trusted per image through the general part's belief that
 the image is one of the expert's classes (see :mod:`mll.selection.plan`).
 
+Candidates: the ``candidates`` best experts serving each class's node, its parents and its
+grandparents (the nodes whose heads may answer the class, as heads or close relatives), from the
+hub's candidate index; only their labels are read. ``candidates=None`` considers every expert.
+
 Objective: proxy-task accuracy estimated from labels minus ``cost`` per model loaded, under an
 optional budget (models, or milliseconds per image). Solver: exhaustive over expert subsets when
 there are at most ``exact_limit`` candidates; otherwise greedy forward selection (add the expert
@@ -33,6 +37,8 @@ from ..plan import Component, Plan
 from ..proxy import ProxyScorer, proxy_accuracy
 from ..result import Proposal
 
+CANDIDATES = 8  # experts per node from the index (benchmarks/candidates.py: chco mean vs N)
+
 
 @selectors.register("chco")
 class CHCO(Selector):
@@ -46,12 +52,14 @@ class CHCO(Selector):
         "use_proto": [Boolean()],
         "prune_heads": [Boolean()],
         "expert_weights": [SequenceOf(Interval(Real, 0, None, closed="neither"))],
+        "candidates": [None, Interval(Integral, 1, None)],
     }
 
     def __init__(self, *, cost: float = 0.002, budget_models: int = 50,
                  budget_ms: float | None = None, exact_limit: int = 6, use_proto: bool = True,
-                 prune_heads: bool = True, expert_weights: tuple[float, ...] = (1.0, 2.0, 4.0)
-                 ) -> None:
+                 prune_heads: bool = True, expert_weights: tuple[float, ...] = (1.0, 2.0, 4.0),
+                 candidates: int | None = CANDIDATES) -> None:
+        self.candidates = candidates
         self.cost = cost
         self.expert_weights = expert_weights
         self.budget_models = budget_models
@@ -68,7 +76,7 @@ class CHCO(Selector):
             return proxy_accuracy(pred, ctx) - self.cost * len({c.source for c in components})
 
         general = self._general(ctx, objective)
-        experts = [c for c in (expert_component(table, m, ctx) for m in table.experts) if c]
+        experts = [c for c in (expert_component(table, m, ctx) for m in self._experts(ctx)) if c]
         if ctx.target_style is not None and experts:  # the same for every expert: once
             patch = table.style_counts.accuracy(table.default_vlm().id, ctx.target_style)
             covered = set(ctx.proxy_class[~ctx.style_gap].tolist())
@@ -90,6 +98,20 @@ class CHCO(Selector):
                         self._explain(ctx, plan, value),
                         {"objective": round(value, 6), "expert_weight": weight,
                          "candidate_experts": len(experts)})
+
+    def _experts(self, ctx: TaskContext) -> list:
+        """The experts the search may choose from: every one, or the index's candidates."""
+        table = self.table_
+        if self.candidates is None:
+            return table.experts
+        nodes = set()
+        graph = table.graph
+        for v in (v for v in ctx.class_nodes if v):
+            parents = graph.parents(v)
+            nodes |= {v, *parents, *(g for p in parents for g in graph.parents(p))}
+        ids = table.candidates(nodes, self.candidates, kind="expert")
+        labels = table.models.many(ids) if hasattr(table.models, "many") else table.models
+        return [labels[m] for m in ids]
 
     def _general(self, ctx: TaskContext, objective) -> list[Component]:
         """The general part: the best of VLMs, prototypes and pairs of them on the proxy task.
@@ -178,7 +200,13 @@ class CHCO(Selector):
             val, i = max(scored)
             if val <= state.value + 1e-9:
                 break
-            state.add(remaining.pop(i))
+            # a candidate that changed no answer for the better (its gain no more than its cost)
+            # is not scored again: with hundreds of candidates most are such, and later rounds
+            # cost only the rest
+            useless = {j for v, j in scored if v <= state.value - self.cost + 1e-9}
+            chosen = remaining[i]
+            remaining = [c for j, c in enumerate(remaining) if j != i and j not in useless]
+            state.add(chosen)
         return state.chosen
 
     def _prune(self, state: _GatedSearch, chosen: list[Component]) -> list[Component]:
@@ -239,6 +267,7 @@ class _GatedSearch:
 
     def _set(self, total: np.ndarray) -> None:
         self.total, self.pred = total, total.argmax(axis=1)
+        self.best = total[np.arange(len(total)), self.pred]
         self.value = self._score(self.pred, self.chosen)
 
     def _contribution(self, comp: Component) -> np.ndarray:
@@ -250,8 +279,20 @@ class _GatedSearch:
         return proxy_accuracy(pred, self.ctx) - self.cost * len(sources)
 
     def score_with(self, extra: list[Component]) -> float:
-        total = self.total + sum(self._contribution(c) for c in extra)
-        return self._score(total.argmax(axis=1), self.chosen + extra)
+        """The objective with ``extra`` added. Experts add to their classes' columns only, so
+        only those columns are summed: an image's answer changes where one of them overtakes
+        its current best (a tie keeps the lower column, as a full argmax would)."""
+        cols = np.array(sorted({k for c in extra for k in c.classes}), dtype=np.int64)
+        if not len(cols):
+            return self._score(self.pred, self.chosen + extra)
+        sub = self.total[:, cols].copy()
+        for c in extra:
+            gate = self.p_g[:, c.classes].sum(axis=1, keepdims=True)
+            sub += c.weight * gate * self.scorer.proba(c)[:, cols]
+        j = sub.argmax(axis=1)
+        top = sub[np.arange(len(sub)), j]
+        win = (top > self.best) | ((top == self.best) & (cols[j] < self.pred))
+        return self._score(np.where(win, cols[j], self.pred), self.chosen + extra)
 
     def add(self, comp: Component) -> None:
         self.chosen.append(comp)

@@ -16,7 +16,7 @@ domain words say the style ("emoji icon", "photo"). Selection sees names and dom
 accuracy is measured by the same predictor ``mll solve`` builds. Concepts are drawn with a seed
 (``--classes`` per emoji task). Usage::
 
-    python benchmarks/outside_tasks.py --hub HUB --icons NODE_MODULES [--classes 30] [--json]
+    python benchmarks/outside_tasks.py --hub HUB [--icons NODE_MODULES] [--classes 30] [--json]
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import numpy as np
 
 from mll._io import progress
 from mll.corpus.mappings import load_mapping
+from mll.corpus.sources._paths import node_modules
 from mll.corpus.sources.icons import svg_to_rgba
 from mll.errors import MissingDependencyError
 from mll.images import load_image_file, to_rgb
@@ -128,13 +129,14 @@ def run(hub: str, icons: Path, n: int, seed: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hub", required=True)
-    ap.add_argument("--icons", type=Path, required=True,
-                    help="a node_modules directory holding @iconify-json/emojione and fxemoji")
+    ap.add_argument("--icons", type=Path, default=None,
+                    help="a node_modules directory holding @iconify-json/emojione and fxemoji "
+                         "(default: the project's, installed by make setup from package.json)")
     ap.add_argument("--classes", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    report = run(args.hub, args.icons, args.classes, args.seed)
+    report = run(args.hub, args.icons or node_modules(), args.classes, args.seed)
     if args.json:
         print(json.dumps(report, indent=1))
         return

@@ -9,7 +9,7 @@ candidate structure is the real one:
   are the real expert's on those heads, perturbed on the logit scale (one skill offset per model
   added to the heads that are right for the image, plus noise per image and head), and its
   per-node counts are computed from them as labelling computes a real expert's. They are
-  published as a compact label (``mll.labels.store``, format 2) under the hub directory, so
+  published as a compact label (``mll.labels.store``, current format) under the hub directory, so
   selection runs on synthetic experts as on real ones (the label's domain detector and
   confusion matrix are left out);
 - a **VLM** is a perturbed copy of a real VLM's per-node counts, on every sample node. It has no

@@ -151,7 +151,7 @@ class SyntheticExpert(Expert):
     """A synthetic expert; :meth:`bind` gives it its source model (the hub does on ``load``)."""
 
     family = FAMILY
-    SAFE_FORMAT = "a JSON spec written by mll.bench.synthetic"
+    # no SAFE_FORMAT: not a format users give ``hub add`` (``pack`` refuses it)
 
     def __init__(self, classes: Sequence[str], spec: dict) -> None:
         super().__init__(classes)

@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from _hubarg import add_hub_argument, hub_problem
 
 
 def unlabelled_view(source: Path, dest: Path, n: int, pattern: str) -> list[str]:
@@ -99,8 +99,7 @@ def summarise(name: str, report: dict, images: int, node_names: dict[str, str]) 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hub", type=Path,
-                        default=Path(os.environ.get("MLL_TEST_HUB", REPO / ".test-hub")))
+    add_hub_argument(parser)
     parser.add_argument("--models", type=int, default=8, help="how many models to label")
     parser.add_argument("--pattern", default="cnn-*", help="which models (by name)")
     parser.add_argument("--nodes", type=int, nargs="+", default=[1, 2],
@@ -112,9 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.models < 1 or args.batch < 1 or any(k < 1 for k in args.nodes):
         parser.error("--models, --batch and every --nodes value must be positive")
-    if not (args.hub / "mll.db").exists() or not (args.hub / "labels").is_dir():
-        print(f"no labelled hub at {args.hub}; build one with 'mll starter --quick'",
-              file=sys.stderr)
+    if problem := hub_problem(args.hub):
+        print(problem, file=sys.stderr)
         return 2
 
     from mll._io import progress

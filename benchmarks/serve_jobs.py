@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from _hubarg import add_hub_argument, hub_problem
 
 
 def ms(seconds: float) -> str:
@@ -29,13 +29,11 @@ def ms(seconds: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hub", type=Path,
-                        default=Path(os.environ.get("MLL_TEST_HUB", REPO / ".test-hub")))
+    add_hub_argument(parser)
     parser.add_argument("--repeat", type=int, default=200)
     args = parser.parse_args(argv)
-    if not (args.hub / "mll.db").exists() or not (args.hub / "labels").is_dir():
-        print(f"no labelled hub at {args.hub}; build one with 'mll starter --quick'",
-              file=sys.stderr)
+    if problem := hub_problem(args.hub):
+        print(problem, file=sys.stderr)
         return 2
 
     import torch

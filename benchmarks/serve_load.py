@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from _hubarg import REPO, add_hub_argument, hub_problem
 
 #: Ten classes each, named as a user would; all are in the quick starter hub's graph.
 TASKS = [
@@ -193,8 +193,7 @@ async def _run(base: str, reader: str, uploader: str, onnx: list[bytes], clients
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hub", type=Path,
-                        default=Path(os.environ.get("MLL_TEST_HUB", REPO / ".test-hub")))
+    add_hub_argument(parser)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--uploads", type=int, default=3)
@@ -208,9 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         print("Error: --clients must be >= 1, --duration >= 5 s, --uploads >= 0, --think >= 0",
               file=sys.stderr)
         return 2
-    if not (args.hub / "mll.db").exists() or not (args.hub / "labels").is_dir():
-        print(f"Error: no labelled hub at {args.hub}; build one with 'mll starter --quick'",
-              file=sys.stderr)
+    if problem := hub_problem(args.hub):
+        print(problem, file=sys.stderr)
         return 2
     import httpx
 

@@ -12,7 +12,6 @@ Pages and solves are timed after one warm-up request each (labels loaded, text e
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import statistics
 import sys
@@ -20,7 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from _hubarg import add_hub_argument, hub_problem
+
 PASSWORD = "benchmark password"
 CLASSES = "sandal\nsneaker\nankle boot"
 
@@ -38,13 +38,11 @@ def timed(fn, repeat: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hub", type=Path,
-                        default=Path(os.environ.get("MLL_TEST_HUB", REPO / ".test-hub")))
+    add_hub_argument(parser)
     parser.add_argument("--repeat", type=int, default=20)
     args = parser.parse_args(argv)
-    if not (args.hub / "mll.db").exists() or not (args.hub / "labels").is_dir():
-        print(f"no labelled hub at {args.hub}; build one with 'mll starter --quick'",
-              file=sys.stderr)
+    if problem := hub_problem(args.hub):
+        print(problem, file=sys.stderr)
         return 2
 
     import torch

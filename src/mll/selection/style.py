@@ -118,9 +118,10 @@ class StyleCounts:
         return counts
 
     def _cells(self, mask: np.ndarray) -> np.ndarray:
-        out = np.zeros((len(self.nodes), len(self.groups)))
-        np.add.at(out, (self.image_node[mask], self.image_group[mask]), 1.0)
-        return out
+        n_groups = len(self.groups)
+        cells = self.image_node[mask] * n_groups + self.image_group[mask]
+        return np.bincount(cells, minlength=len(self.nodes) * n_groups).reshape(
+            len(self.nodes), n_groups).astype(np.float64)
 
     def _model_hits(self, label) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
         """(right, in domain, (share of wrong answers beating the right one, an expert's best

@@ -15,7 +15,7 @@ difference to the run without distractors with its interval, and how many of the
 are synthetic. Only the planned models are run on the eval images (the benchmark runs every model,
 which a 100k hub cannot).
 
-Usage: .venv/bin/python benchmarks/distractors.py --hub QUICK_HUB --distractors 1000 10000 100000
+Usage: .venv/bin/python benchmarks/distractors.py [--hub QUICK_HUB] --distractors 1000 10000 100000
        [--work DIR] [--seed 0] [--json]
 """
 
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -45,6 +44,7 @@ print(json.dumps(evaluate(sys.argv[1], int(sys.argv[2]))))
 def evaluate(hub: str, seed: int) -> dict:
     """chco on the quick benchmark's tasks over the hub at ``hub``: per-task accuracy, the mean and
     its interval, per-image correctness (for paired differences) and the plans' models."""
+    from mll._io import progress
     from mll.bench.runner import _correct, mean_interval
     from mll.bench.tasks import standard_tasks
     from mll.selection import LabelTable, Task, build_context, make_selector
@@ -54,7 +54,7 @@ def evaluate(hub: str, seed: int) -> dict:
     tasks = standard_tasks(table.corpus, table.graph, quick=True, seed=seed)
     feats, load = table.hub.features, table.corpus.load
     rows, correct = [], []
-    for t in tasks:
+    for t in progress(tasks, f"chco on the quick tasks ({len(table.models)} labelled models)"):
         ctx = build_context(table, Task.create(t.classes, domain=t.domain, name=t.name))
         t0 = time.perf_counter()
         sel = make_selector("chco").fit(table).select(ctx.task, ctx)
@@ -98,7 +98,7 @@ def run(hub: Path, distractors: list[int], work: Path, seed: int, as_json: bool)
             built = build_synthetic_hub(hub, dest, n, seed=seed, vlm_share=0.0).seconds
         out = subprocess.run([sys.executable, "-c", CODE, str(dest), str(seed),
                               str(Path(__file__).parent)], check=True, stdout=subprocess.PIPE,
-                             text=True, env=os.environ | {"MLL_NO_PROGRESS": "1"})
+                             text=True)  # stderr (progress lines) passes through
         r = json.loads(out.stdout.strip().splitlines()[-1])
         correct = [np.array(c, dtype=bool) for c in r.pop("correct")]
         if base is None:
@@ -118,19 +118,19 @@ def run(hub: Path, distractors: list[int], work: Path, seed: int, as_json: bool)
 
 
 def main() -> None:
+    from _hubarg import add_hub_argument, hub_problem
+
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--hub", type=Path, required=True,
-                        help="a labelled hub (the quick starter hub); it is copied, not written")
+    add_hub_argument(parser)
     parser.add_argument("--distractors", type=int, nargs="+", default=[10000, 100000])
     parser.add_argument("--work", type=Path, default=None, help="where the copy grows (default: "
                         "a temporary directory, removed at the end)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    if not (args.hub / "mll.db").is_file():
-        parser.error(f"--hub {args.hub} holds no hub (no mll.db); build one with "
-                     f"'mll starter --quick'")
+    if problem := hub_problem(args.hub):
+        sys.exit(problem)
     if any(n < 1 for n in args.distractors):
         parser.error("--distractors takes positive whole numbers")
     if args.work is not None and args.work.resolve() == args.hub.resolve():

@@ -2,9 +2,10 @@
 
 For every model's current label the two layouts are written side by side into a scratch
 directory from the same outputs: format 1 (64-byte ids per row, float16 values, stats with node
-names and a dense confusion matrix, as labels were published before) and format 2 (the compact
-layout, ``mll.labels.store``). Either layout may be on disk: format 1 is rebuilt from a compact
-label's dequantised values (the bytes do not depend on the values), format 2 from a format-1 label.
+names and a dense confusion matrix, as labels were published before) and the current layout
+(``mll.labels.store.FORMAT``, ``current_bytes``). Either may be on disk: format 1 is rebuilt from a
+compact label's dequantised values (the bytes do not depend on the values), the current layout
+from a format-1 label; a format-2 label on disk is measured as it is (``mll label`` converts it).
 Models are grouped as small experts (up to 64 heads), wide experts (ImageNet classifiers) and VLMs;
 per group: median bytes in each layout and their ratio, and the largest difference between the two
 layouts' probabilities (experts) or cosines to the label's node captions (VLMs). The shared image
@@ -53,7 +54,7 @@ def measure(hub_dir: Path) -> dict:
     from mll.corpus import Corpus
     from mll.graph import open_graph
     from mll.hub import Hub
-    from mll.labels.store import CompactOutputs, LabelStore, load_label, storage_bytes
+    from mll.labels.store import FORMAT, CompactOutputs, LabelStore, load_label, storage_bytes
 
     graph, corpus = open_graph(hub_dir), Corpus.open(hub_dir)
     rows = []
@@ -92,7 +93,7 @@ def measure(hub_dir: Path) -> dict:
                 err = float(np.abs(v1_values - v2_values).max())
                 group = "wide expert" if n > 64 else "small expert"
             rows.append({"model_id": info.id, "name": info.name, "group": group, "heads": n,
-                         "format1_bytes": before, "format2_bytes": after, "max_error": err})
+                         "format1_bytes": before, "current_bytes": after, "max_error": err})
     shared = sum(p.stat().st_size for p in (hub_dir / "labels" / "_images").glob("*/*")
                  if p.is_file()) if (hub_dir / "labels" / "_images").is_dir() else None
     groups = {}
@@ -101,14 +102,16 @@ def measure(hub_dir: Path) -> dict:
         if not mine:
             continue
         b = statistics.median(r["format1_bytes"] for r in mine)
-        a = statistics.median(r["format2_bytes"] for r in mine)
+        a = statistics.median(r["current_bytes"] for r in mine)
         groups[g] = {"models": len(mine), "format1_median_bytes": int(b),
-                     "format2_median_bytes": int(a), "ratio": round(b / a, 2),
+                     "current_median_bytes": int(a), "ratio": round(b / a, 2),
+                     "min_ratio": round(min(r["format1_bytes"] / r["current_bytes"] for r in mine), 2),
                      "max_error": round(max(r["max_error"] for r in mine), 5)}
     total1 = sum(r["format1_bytes"] for r in rows)
-    total2 = sum(r["format2_bytes"] for r in rows)
+    total2 = sum(r["current_bytes"] for r in rows)
     return {"hub": str(hub_dir), "models": len(rows), "images": len(corpus.records(role="sample")),
-            "groups": groups, "total_format1_bytes": total1, "total_format2_bytes": total2,
+            "format": FORMAT, "groups": groups, "total_format1_bytes": total1,
+            "total_current_bytes": total2,
             "shared_list_bytes": shared, "per_model": rows}
 
 
@@ -122,11 +125,13 @@ def main() -> None:
         print(json.dumps(result, indent=1))
         return
     print(f"{result['models']} models, {result['images']} sample images")
-    print(f"{'group':<14}{'models':>7}{'format 1':>12}{'format 2':>12}{'ratio':>8}{'max err':>10}")
+    print(f"{'group':<14}{'models':>7}{'format 1':>12}{'format ' + str(result['format']):>12}"
+          f"{'ratio':>8}{'min':>7}{'max err':>10}")
     for g, r in result["groups"].items():
         print(f"{g:<14}{r['models']:>7}{r['format1_median_bytes']:>12,}"
-              f"{r['format2_median_bytes']:>12,}{r['ratio']:>8}{r['max_error']:>10}")
-    print(f"total: {result['total_format1_bytes']:,} -> {result['total_format2_bytes']:,} bytes "
+              f"{r['current_median_bytes']:>12,}{r['ratio']:>8}{r['min_ratio']:>7}"
+              f"{r['max_error']:>10}")
+    print(f"total: {result['total_format1_bytes']:,} -> {result['total_current_bytes']:,} bytes "
           f"(+ {result['shared_list_bytes'] or 0:,} for the shared image list)")
 
 

@@ -10,7 +10,7 @@ from mll.bench.synthetic import FAMILY, build_synthetic_hub
 from mll.errors import InvalidParameterError
 from mll.hub import Hub
 from mll.hub.records import LabelServing, LabelSummary
-from mll.labels.store import LabelStore, load_label
+from mll.labels.store import FORMAT, LabelStore, load_label
 
 
 @pytest.mark.parametrize("bad", [{"models": 0}, {"models": 2.5}, {"vlm_share": 1.5},
@@ -47,7 +47,7 @@ def test_200_models_drawn_from_the_starter_hub(starter_hub, tmp_path, pg_url):
         some = next(m for m in models if m.kind == "expert")  # a compact label on disk
         (ldir,) = LabelStore(tmp_path / "syn").published_dirs(some.content_hash)
         label = load_label(ldir, some.id)
-        assert label.summary["format"] == 2 and label.outputs.values.dtype.name == "uint8"
+        assert label.summary["format"] == FORMAT and label.outputs.values.dtype.name == "uint8"
         assert label.outputs.values.shape[1] == len(some.classes)
         assert label.stats["count"].sum() == label.summary["images"]
         root = "n00001740"  # every expert serves the root; VLMs do where images are measured

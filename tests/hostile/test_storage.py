@@ -318,11 +318,11 @@ def test_api_open_graph_does_not_build_unless_asked(tmp_path):
 # -- damaged labels -----------------------------------------------------------------------------
 
 def _damage(label: Path, how: str) -> None:
-    if how == "deleted values.npy":
-        (label / "values.npy").unlink()
-    elif how == "truncated values.npy":
-        data = (label / "values.npy").read_bytes()
-        (label / "values.npy").write_bytes(data[: len(data) // 2])
+    if how == "deleted outputs.npz":
+        (label / "outputs.npz").unlink()
+    elif how == "truncated outputs.npz":
+        data = (label / "outputs.npz").read_bytes()
+        (label / "outputs.npz").write_bytes(data[: len(data) // 2])
     elif how == "truncated stats.npz":
         data = (label / "stats.npz").read_bytes()
         (label / "stats.npz").write_bytes(data[:40])
@@ -330,9 +330,9 @@ def _damage(label: Path, how: str) -> None:
         (label / "summary.json").write_text("{\"model_id\": ")
 
 
-@contract("storage", "damaged label file (values.npy deleted or truncated, stats or summary cut)",
+@contract("storage", "damaged label file (outputs.npz deleted or truncated, stats or summary cut)",
           "error names the model and 'mll label --model ID'; hub verify reports it, exit 2")
-@pytest.mark.parametrize("how", ["deleted values.npy", "truncated values.npy",
+@pytest.mark.parametrize("how", ["deleted outputs.npz", "truncated outputs.npz",
                                  "truncated stats.npz", "summary.json not JSON"])
 def test_damaged_label_is_named_and_found_by_verify(capsys, small_hub, how):
     root, model_id = small_hub
@@ -361,7 +361,7 @@ def test_damaged_label_is_relabelled_not_trusted(small_hub):
     with Hub.open(root) as hub:
         chash = hub.get(model_id).content_hash
     store = LabelStore(root)
-    _damage(label, "truncated values.npy")
+    _damage(label, "truncated outputs.npz")
     assert not store.is_published(chash, GRAPH_V, CORPUS_V)
     assert list(store.known_outputs(chash)) == []  # its outputs are computed again
     _publish_label(root, model_id)  # what 'mll label' does next

@@ -12,7 +12,7 @@ candidate structure is the real one:
   transformation applied to the real expert's label, so running it on a sample image gives what
   its label says, and it can be run on any other image as well. Its per-node counts are computed
   from those outputs as labelling computes a real expert's, and published as a compact label
-  (``mll.labels.store``, format 2; the domain detector and confusion matrix are left out);
+  (``mll.labels.store``, current format; the domain detector and confusion matrix are left out);
 - a **VLM** is a perturbed copy of a real VLM's per-node counts, on every sample node. It has no
   label files (selection would need its text tower): its summary is written incomplete, so
   ``LabelTable`` does not offer it, but it is in the candidate index.

@@ -42,7 +42,7 @@ def command(models: tuple[str, ...], executor: str, address: str | None, batch: 
                    f"{report.outputs_computed} outputs computed on {report.images} sample images "
                    f"in {report.seconds:.1f}s")
         if report.labels_converted:
-            click.echo(f"rewrote {len(report.labels_converted)} current label(s) in the compact "
+            click.echo(f"rewrote {len(report.labels_converted)} current label(s) in the current "
                        "layout")
         for mid, s in report.per_model.items():
             acc = s.get("mean_accuracy_own_classes", s.get("zero_shot_accuracy"))

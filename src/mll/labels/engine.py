@@ -22,7 +22,7 @@ from ..config import resolve_hub
 from ..errors import InvalidParameterError, NotBuiltError
 from .serving import serving_rows
 from .stats import expert_stats, vlm_stats
-from .store import LabelStore, Outputs, read_summary, storage_bytes
+from .store import FORMAT, LabelStore, Outputs, read_summary, storage_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class LabelReport:
 
     models_labelled: list[str] = field(default_factory=list)
     models_up_to_date: list[str] = field(default_factory=list)
-    #: models whose current label was rewritten from format 1 into the compact layout
+    #: models whose current label was rewritten from an older layout into the current one
     labels_converted: list[str] = field(default_factory=list)
     images: int = 0
     outputs_computed: int = 0
@@ -217,8 +217,8 @@ def _ancestors(graph) -> Callable[[str], set[str]]:
 
 def convert_published(store: LabelStore, graph, corpus, hub, infos,
                       show_progress: bool | None = None) -> list[str]:
-    """Rewrite current labels still in format 1 in the compact layout (each atomically, its
-    summary row's ``bytes`` updated); returns the model ids converted."""
+    """Rewrite current labels in an older layout (format 1 or 2) in the current one (each
+    atomically, its summary row's ``bytes`` updated); returns the model ids converted."""
     from .._io import progress
     from .store import load_label
     from .summaries import record_summary
@@ -226,7 +226,7 @@ def convert_published(store: LabelStore, graph, corpus, hub, infos,
     done = []
     dirs = [(info, store.label_dir(info.content_hash, graph.version, corpus.version))
             for info in infos]
-    old = [(info, d) for info, d in dirs if read_summary(d).get("format", 1) < 2]
+    old = [(info, d) for info, d in dirs if read_summary(d).get("format", 1) < FORMAT]
     for info, ldir in progress(old, "converting labels", total=len(old),
                                disable=None if show_progress is None else not show_progress):
         store.convert(ldir, len(info.classes))

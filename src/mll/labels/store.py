@@ -8,7 +8,7 @@ Per model (by content hash) a directory ``<hub>/labels/<hash16>/`` holds
   (memory-mappable ``.npy``), per-node statistics and ``summary.json``. It is assembled in a
   temporary directory and renamed into place, so selection never sees a partial label.
 
-Two layouts exist (``summary.json``'s ``format``; docs/hub.md has the byte counts):
+Three layouts exist (``summary.json``'s ``format``; docs/hub.md has the byte counts):
 
 - **format 1** (labels published before the compact layout): ``ids.npy`` (64-byte image ids per
   row), ``values.npy`` float16 (probabilities, top-32 with ``index.npy``/``rest.npy`` for wide
@@ -21,7 +21,18 @@ Two layouts exist (``summary.json``'s ``format``; docs/hub.md has the byte count
   of the top 32 heads per image as CSR (``values.npy``, ``index.npy`` uint16, ``indptr.npy``).
   Embeddings are int8 per row with a float32 scale (``scale.npy``; each component within
   scale/2). ``stats.npz`` is compressed, counts in the smallest integer type, rates float16,
-  the confusion matrix sparse (``pred_node``, ``pred_head``, ``pred_n``).
+  the confusion matrix sparse (``pred_node``, ``pred_head``, ``pred_n``). Still read; ``mll label``
+  converts it.
+- **format 3** (written now): the same quantised values as format 2, deflated: the output arrays
+  are one ``outputs.npz``, compressed for experts (a VLM's int8 embeddings are stored plain). Dense probabilities are stored head by head (``values`` is
+  (C, N): a head's probabilities over the images are alike, so they compress better), and a wide
+  expert's heads as uint8 gaps from the previous kept head of the row (``gaps``; a gap over 255 is
+  bridged by zero-valued entries 255 heads apart) with each row's entry count (``counts``)
+  instead of uint16 heads and an ``indptr``. Why deflate rather than fewer heads or coarser
+  steps: it is lossless (selection sees exactly the format-2 values), it brings every expert
+  under a fifth of its format-1 bytes, where dropping heads could not (the starter hub's
+  55-head experts spread their mass over ~40 heads per image), and selection decodes a whole
+  label into float32 when it reads it, so a memory map of the outputs saved no work.
 
 Files damaged afterwards (deleted, truncated, overwritten) are detected when a label is read:
 selection names the model and says ``mll label --model ID`` repairs it, ``mll hub verify`` lists
@@ -38,6 +49,7 @@ import shutil
 import tempfile
 import threading
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,12 +63,13 @@ from ..errors import StoreError
 logger = logging.getLogger(__name__)
 
 #: What a damaged file raises when numpy or zipfile read it.
-_READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile)
+_READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
 
 TOP_M = 32  # heads kept per image for very wide experts (ImageNet's 1000); the rest is one mass
-FORMAT = 2  # the label layout written now (module docstring)
+FORMAT = 3  # the label layout written now (module docstring)
 STEPS = 255  # uint8 probability steps: a stored probability is within 1 / (2 * STEPS) of the true
 SHARED = "_images"  # labels/_images/<corpus12>/: the shared image ids and sample nodes
+OUTPUTS = "outputs.npz"  # format 3: a label's output arrays, deflated
 
 
 @dataclass(frozen=True)
@@ -118,11 +131,11 @@ class CompactOutputs:
     """A format-2 label's outputs; row i is image i of the corpus version's shared id list."""
 
     ids: np.ndarray  # (N,) the shared ids (memory-mapped)
-    encoding: str  # "dense-u8" | "sparse-u8" | "emb-i8"
+    encoding: str  # "dense-u8" | "gaps-u8" | "sparse-u8" (format 2) | "emb-i8"
     values: np.ndarray  # uint8 (N, C) | uint8 (nnz,) | int8 (N, D)
     columns: int  # C heads or D embedding dimensions
-    index: np.ndarray | None = None  # sparse-u8: (nnz,) uint16 head of each value
-    indptr: np.ndarray | None = None  # sparse-u8: (N + 1,) row starts
+    index: np.ndarray | None = None  # (nnz,) sparse-u8: uint16 head; gaps-u8: uint8 gap to it
+    indptr: np.ndarray | None = None  # sparse formats: (N + 1,) row starts
     scale: np.ndarray | None = None  # emb-i8: (N,) float32 per-row scale
 
     def id_list(self) -> list[str]:
@@ -144,9 +157,13 @@ class CompactOutputs:
         starts = np.asarray(self.indptr[rows], np.int64)
         lens = np.asarray(self.indptr[rows + 1], np.int64) - starts
         out = np.zeros((len(rows), n_classes), dtype=np.float32)
-        pos = np.arange(int(lens.sum())) + np.repeat(starts - (np.cumsum(lens) - lens), lens)
-        out[np.repeat(np.arange(len(rows)), lens), np.asarray(self.index)[pos]] = \
-            np.asarray(self.values)[pos] / STEPS
+        first = np.cumsum(lens) - lens  # where each row starts among the gathered entries
+        pos = np.arange(int(lens.sum())) + np.repeat(starts - first, lens)
+        index = np.asarray(self.index)[pos].astype(np.int64)
+        if self.encoding == "gaps-u8":  # heads are running sums of the gaps within a row
+            run = np.cumsum(index)
+            index = run - np.repeat(np.concatenate([[0], run])[first], lens) - 1
+        out[np.repeat(np.arange(len(rows)), lens), index] = np.asarray(self.values)[pos] / STEPS
         return out
 
     def to_outputs(self) -> Outputs:
@@ -173,15 +190,56 @@ def encode_outputs(outputs: Outputs, kind: str, n_classes: int
     if outputs.index is None:  # wide but not truncated yet
         outputs = Outputs.from_dense([], np.asarray(outputs.values, np.float32), "expert")
     q = np.rint(np.clip(np.asarray(outputs.values, np.float32), 0, 1) * STEPS).astype(np.uint8)
-    index = np.asarray(outputs.index, np.int64)
+    index = np.asarray(outputs.index, np.int64)  # the top TOP_M heads of each row
     order = np.argsort(index, axis=1, kind="stable")  # heads ascending within a row
     q, index = np.take_along_axis(q, order, 1), np.take_along_axis(index, order, 1)
     keep = q > 0
-    indptr = np.concatenate([[0], np.cumsum(keep.sum(axis=1))])
-    dtype = np.uint32 if indptr[-1] < 2 ** 32 else np.uint64
-    return ({"values": q[keep], "index": index[keep].astype(np.uint16),
-             "indptr": indptr.astype(dtype)},
-            {"encoding": "sparse-u8", "columns": int(n_classes)})
+    return encode_gaps(q[keep], index[keep], keep.sum(axis=1), n_classes)
+
+
+GAP = 255  # the largest gap one uint8 entry holds; longer ones are bridged by empty entries
+
+
+def encode_gaps(values: np.ndarray, heads: np.ndarray, counts: np.ndarray, n_classes: int
+                ) -> tuple[dict[str, np.ndarray], dict]:
+    """The ``gaps-u8`` arrays of sparse rows: ``values`` (nnz,) uint8 steps at ``heads`` (nnz,),
+    ascending within each row, ``counts`` (N,) entries per row.
+
+    Why gaps: 32 kept heads out of 1,000 are on average 31 apart, so a head fits one byte as the
+    distance from the previous one where its number needs two; the values are unchanged."""
+    heads, counts = np.asarray(heads, np.int64), np.asarray(counts, np.int64)
+    if heads.size and (heads.min() < 0 or heads.max() >= n_classes):
+        raise ValueError(f"head numbers must lie in [0, {n_classes}), got {heads.min()} to "
+                         f"{heads.max()}")
+    starts = np.cumsum(counts) - counts
+    prev = np.full(len(heads), -1, np.int64)  # the previous head of the row, -1 before the first
+    prev[1:] = heads[:-1]
+    prev[starts[counts > 0]] = -1
+    gap = heads - prev
+    if (gap < 1).any():
+        raise ValueError("head numbers must ascend strictly within a row")
+    fill = (gap - 1) // GAP  # empty entries bridging a gap longer than GAP
+    at = np.cumsum(fill + 1) - 1  # where each real entry lands
+    gaps = np.full(int(at[-1]) + 1 if len(at) else 0, GAP, np.uint8)
+    vals = np.zeros(len(gaps), np.uint8)
+    gaps[at], vals[at] = gap - GAP * fill, values
+    row = np.repeat(np.arange(len(counts)), counts)
+    per_row = np.bincount(row, weights=fill + 1, minlength=len(counts)).astype(np.int64)
+    return ({"values": vals, "gaps": gaps, "counts": _smallest_int(per_row)},
+            {"encoding": "gaps-u8", "columns": int(n_classes)})
+
+
+def recode(outputs: CompactOutputs) -> tuple[dict[str, np.ndarray], dict]:
+    """A format-2 label's arrays in the current layout, without a round trip through floats."""
+    if outputs.encoding == "sparse-u8":
+        indptr = np.asarray(outputs.indptr, np.int64)
+        return encode_gaps(np.asarray(outputs.values), np.asarray(outputs.index), np.diff(indptr),
+                           outputs.columns)
+    if outputs.encoding == "emb-i8":
+        return ({"values": np.asarray(outputs.values), "scale": np.asarray(outputs.scale)},
+                {"encoding": "emb-i8", "columns": outputs.columns})
+    return {"values": np.asarray(outputs.values)}, {"encoding": outputs.encoding,
+                                                    "columns": outputs.columns}
 
 
 def _smallest_int(a: np.ndarray) -> np.ndarray:
@@ -381,7 +439,8 @@ class LabelStore:
         shutil.rmtree(dest.parent / "shards", ignore_errors=True)  # merged into the label
 
     def convert(self, dest: Path, n_classes: int) -> bool:
-        """Rewrite a format-1 label at ``dest`` in the compact layout; False when it already is.
+        """Rewrite an older label at ``dest`` in the current layout; False when it already is.
+        A format-2 label's quantised values are carried over as they are (no second rounding).
 
         The new directory is assembled whole beside the old one and swapped in by two renames (a
         reader between them finds no label for a moment, never a partial one)."""
@@ -390,8 +449,9 @@ class LabelStore:
             return False
         extra = {} if label.text_emb is None else {"text_nodes": label.text_nodes,
                                                    "text_emb": label.text_emb}
-        summary = {k: v for k, v in label.summary.items() if k != "bytes"}
-        tmp = self._assemble(dest, label.outputs, label.stats, extra, summary, n_classes)
+        summary = {k: v for k, v in label.summary.items() if k not in ("bytes", "outputs")}
+        encoded = recode(label.outputs) if isinstance(label.outputs, CompactOutputs) else None
+        tmp = self._assemble(dest, label.outputs, label.stats, extra, summary, n_classes, encoded)
         try:
             _swap(dest, tmp)
         finally:
@@ -399,13 +459,15 @@ class LabelStore:
                 shutil.rmtree(tmp, ignore_errors=True)
         return True
 
-    def _assemble(self, dest: Path, outputs: Outputs, stats: dict[str, np.ndarray],
-                  extra: dict[str, np.ndarray], summary: dict, n_classes: int | None) -> Path:
+    def _assemble(self, dest: Path, outputs: Outputs | CompactOutputs,
+                  stats: dict[str, np.ndarray], extra: dict[str, np.ndarray], summary: dict,
+                  n_classes: int | None, encoded: tuple[dict, dict] | None = None) -> Path:
         kind = summary.get("kind", "expert")
         shared = SharedImages(self.root, dest.name.split("-")[-1])
         digest = shared.ensure(outputs.ids, stats.get("nodes"))
         nodes = shared.read()[1]
-        arrays, desc = encode_outputs(outputs, kind, n_classes or int(outputs.values.shape[1]))
+        arrays, desc = encoded or encode_outputs(outputs, kind,
+                                                 n_classes or int(outputs.values.shape[1]))
         extra = dict(extra)
         if "text_nodes" in extra and np.array_equal(np.asarray(extra["text_nodes"]), nodes):
             del extra["text_nodes"]  # the shared sample nodes
@@ -413,8 +475,13 @@ class LabelStore:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
         try:
-            for name, arr in {**arrays, **extra}.items():
+            for name, arr in extra.items():
                 np.save(tmp / f"{name}.npy", np.asarray(arr), allow_pickle=False)
+            if desc["encoding"] == "dense-u8":  # head by head: see the module docstring
+                arrays = arrays | {"values": np.ascontiguousarray(np.asarray(arrays["values"]).T)}
+            # int8 embeddings deflate by 6-8% only, and cost 2-3x the time to read: stored
+            (np.savez if desc["encoding"] == "emb-i8" else np.savez_compressed)(tmp / OUTPUTS,
+                                                                                **arrays)
             np.savez_compressed(tmp / "stats.npz", **encode_stats(stats, nodes))
             (tmp / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
             os.chmod(tmp, 0o755)
@@ -458,7 +525,7 @@ def read_outputs(label_dir: Path, mmap: bool = True) -> Outputs | CompactOutputs
 
 def _read_compact(label_dir: Path, summary: dict, mmap: bool
                   ) -> tuple[CompactOutputs, np.ndarray]:
-    """A format-2 label's outputs and the shared sample nodes, every shape checked."""
+    """A format-2 or 3 label's outputs and the shared sample nodes, every shape checked."""
     ids, nodes, digest = SharedImages(label_dir.parent.parent, label_dir.name.split("-")[-1]).read()
     if digest != summary.get("images_digest"):
         raise DamagedLabelError(label_dir, "the shared image list is not the one it was labelled "
@@ -466,7 +533,22 @@ def _read_compact(label_dir: Path, summary: dict, mmap: bool
     desc = summary.get("outputs") if isinstance(summary.get("outputs"), dict) else {}
     enc, cols = desc.get("encoding"), desc.get("columns")
     mode = "r" if mmap else None
-    values = _array(label_dir, "values", mode)
+    if summary.get("format", 1) >= 3:
+        packed = _packed(label_dir)
+
+        def _get(name: str, mode: str | None) -> np.ndarray:
+            if name not in packed:
+                raise DamagedLabelError(label_dir, f"{OUTPUTS} holds no {name!r} array")
+            return packed[name]
+
+        values = _get("values", mode)
+        if enc == "dense-u8":
+            values = values.T  # stored head by head
+    else:
+        def _get(name: str, mode: str | None) -> np.ndarray:
+            return _array(label_dir, name, mode)
+
+        values = _get("values", mode)
     n = len(ids)
     if enc == "dense-u8":
         if values.dtype != np.uint8 or values.shape != (n, cols):
@@ -474,20 +556,49 @@ def _read_compact(label_dir: Path, summary: dict, mmap: bool
                                                f"{values.dtype} for {n} images x {cols} heads")
         return CompactOutputs(ids, enc, values, cols), nodes
     if enc == "sparse-u8":
-        index, indptr = _array(label_dir, "index", mode), _array(label_dir, "indptr", mode)
+        index, indptr = _get("index", mode), _get("indptr", mode)
         if (indptr.shape != (n + 1,) or values.shape != index.shape or values.ndim != 1
                 or int(indptr[-1]) != len(values)):
             raise DamagedLabelError(label_dir, f"values.npy {values.shape}, index.npy "
                                                f"{index.shape} and indptr.npy {indptr.shape} do "
                                                f"not fit {n} images")
         return CompactOutputs(ids, enc, values, cols, index, indptr), nodes
+    if enc == "gaps-u8":
+        gaps, counts = _get("gaps", mode), _get("counts", mode)
+        if (counts.shape != (n,) or counts.dtype.kind != "u" or values.ndim != 1
+                or values.dtype != np.uint8 or gaps.shape != values.shape
+                or gaps.dtype != np.uint8):
+            raise DamagedLabelError(label_dir, f"values.npy {values.shape}, gaps.npy "
+                                               f"{gaps.shape} or counts.npy {counts.shape} do "
+                                               f"not fit {n} images")
+        indptr = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
+        if indptr[-1] != len(values):
+            raise DamagedLabelError(label_dir, f"counts.npy adds up to {indptr[-1]} entries, "
+                                               f"values.npy holds {len(values)}")
+        run = np.concatenate([[0], np.cumsum(gaps, dtype=np.int64)])
+        if n and (run[indptr[1:]] - run[indptr[:-1]]).max() > cols:  # last head of a row
+            raise DamagedLabelError(label_dir, f"gaps.npy names heads beyond the {cols} the "
+                                               f"model has")
+        return CompactOutputs(ids, enc, values, cols, gaps, indptr), nodes
     if enc == "emb-i8":
-        scale = _array(label_dir, "scale", mode)
+        scale = _get("scale", mode)
         if values.dtype != np.int8 or values.shape != (n, cols) or scale.shape != (n,):
             raise DamagedLabelError(label_dir, f"values.npy {values.shape} or scale.npy "
                                                f"{scale.shape} do not fit {n} images x {cols}")
         return CompactOutputs(ids, enc, values, cols, scale=scale), nodes
     raise DamagedLabelError(label_dir, f"summary.json names no known output encoding ({enc!r})")
+
+
+def _packed(label_dir: Path) -> dict[str, np.ndarray]:
+    """Every array of a format-3 label's ``outputs.npz``, read into memory."""
+    path = label_dir / OUTPUTS
+    if not path.is_file():
+        raise DamagedLabelError(label_dir, f"{OUTPUTS} is missing")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except _READ_ERRORS as exc:
+        raise DamagedLabelError(label_dir, f"{OUTPUTS} is unreadable: {exc}") from None
 
 
 def read_summary(label_dir: Path) -> dict:

@@ -259,7 +259,7 @@ def plot_selection(results: list[dict], path: Path) -> None:
     groups: dict[str, list[dict]] = {}
     for r in results:
         groups.setdefault(r.get("note", ""), []).append(r)
-    fig, (ax, mem) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax, mem) = plt.subplots(1, 2, figsize=(11, 6.5))
     for g, (note, rows) in enumerate(groups.items()):
         rows = sorted(rows, key=lambda r: r["labelled_models"])
         x = [r["labelled_models"] for r in rows]
@@ -277,12 +277,12 @@ def plot_selection(results: list[dict], path: Path) -> None:
     ax.set_xlabel("labelled models")
     ax.set_ylabel("seconds")
     ax.set_title("chco selection against hub size (goals: 0.2 s, 2 s)")
-    ax.legend(fontsize=6)
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(0, -0.14))  # below: off the lines
     mem.set_xscale("log")
     mem.set_xlabel("labelled models")
     mem.set_ylabel("peak RSS (MB)")
     mem.set_title("peak memory")
-    mem.legend(fontsize=6)
+    mem.legend(fontsize=6, loc="upper left", bbox_to_anchor=(0, -0.14))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

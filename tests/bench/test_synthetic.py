@@ -71,3 +71,54 @@ def test_200_models_drawn_from_the_starter_hub(starter_hub, tmp_path, pg_url):
             meta = MetaData()
             meta.reflect(hub.store.engine)
             meta.drop_all(hub.store.engine)
+
+
+def _linked_copy(source, dest) -> None:
+    """A private hub sharing ``source``'s immutable files (hard links), its database copied."""
+    import os
+    import shutil
+    import sqlite3
+
+    dest.mkdir()
+    for name in ("artifacts", "corpus", "graph", "labels"):
+        if (source / name).exists():
+            shutil.copytree(source / name, dest / name, copy_function=os.link)
+    src = sqlite3.connect(f"file:{source / 'mll.db'}?mode=ro", uri=True)
+    dst = sqlite3.connect(dest / "mll.db")
+    src.backup(dst)
+    dst.close()
+    src.close()
+
+
+@pytest.mark.slow
+def test_synthetic_experts_run_as_their_labels_say(starter_hub, tmp_path):
+    """Run on sample images, a synthetic expert gives the outputs its label holds (up to the
+    label's 1/255 steps and the source's last-bit float drift), through ``Hub.load``."""
+    import numpy as np
+
+    from mll.errors import NotBuiltError
+    from mll.selection import LabelTable
+
+    _linked_copy(starter_hub, tmp_path / "hub")
+    build_synthetic_hub(starter_hub, tmp_path / "hub", 6, seed=5, vlm_share=0.0)
+    table = LabelTable(tmp_path / "hub")
+    ids = list(table.image_ids[:: max(1, len(table.image_ids) // 48)][:48])
+    images = table.corpus.load(ids)
+    rows = [table.image_ids.index(i) for i in ids]
+    synthetic = [m for m in table.hub.list() if m.family == FAMILY]
+    assert len(synthetic) == 6
+    agree = []
+    for m in synthetic:
+        assert m.artifact_bytes > 0 and m.backbone is None
+        label = np.asarray(table.models[m.id].outputs, np.float32)[rows]
+        run = table.hub.load(m.id).predict_proba(images)
+        assert run.shape == label.shape
+        assert np.abs(run - label).max() < 0.03
+        agree.append((run.argmax(1) == label.argmax(1)).mean())
+    assert np.mean(agree) >= 0.95
+    table.close()
+    # in a hub without the source model, loading one is a clear error
+    build_synthetic_hub(starter_hub, tmp_path / "alone", 2, seed=5, vlm_share=0.0)
+    with Hub.open(tmp_path / "alone", create=False) as hub:
+        with pytest.raises(NotBuiltError, match="synthetic copy of .* not in this hub"):
+            hub.load(hub.list()[0].id)

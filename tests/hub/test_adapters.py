@@ -19,7 +19,7 @@ def _check_probs(p: np.ndarray, n: int, c: int) -> None:
 
 def test_registry_lists_every_family():
     assert families.list() == ["conse", "efficientnet-lite", "hf-clip", "lit", "onnx",
-                               "open-clip", "torch-safetensors"]
+                               "open-clip", "synthetic", "torch-safetensors"]
     with pytest.raises(MLLError, match="did you mean 'onnx'"):
         families.get("onx")
 

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from mll.errors import InvalidParameterError
 from mll.hub import Hub
-from mll.hub.records import LabelServing, serving
+from mll.hub.records import LabelServing, labelled_models, serving, serving_top
 from mll.hub.store import ClassRow, ModelRow, Store
 from mll.labels.serving import serving_rows
 from mll.labels.summaries import record_summary
@@ -75,6 +75,29 @@ def test_ranked_by_accuracy_then_images_then_id_with_unmeasured_last(store):
                                "family": "onnx", "images": 4, "correct": 4, "accuracy": 1.0}
     with store.read() as s:
         assert serving(s, DOG)[-1].accuracy is None
+
+
+def test_top_per_node_is_each_nodes_ranked_answer_cut_and_models_list_in_hub_order(store):
+    m = {n: _model(n) for n in ("a", "b", "c", "d")}
+    vlm = _model("v", kind="vlm")
+    for row in [*m.values(), vlm]:
+        store.insert(row)
+    _publish(store, m["a"], {DOG: (10, 5), ANIMAL: (10, 9)})
+    _publish(store, m["b"], {DOG: (20, 10)})
+    _publish(store, m["c"], {DOG: (0, 0), CAT: (5, 5)})
+    _publish(store, vlm, {DOG: (8, 6)})
+    with store.read() as s:
+        for limit in (1, 2, 8):
+            for kind in (None, "expert", "vlm"):
+                top = serving_top(s, [DOG, CAT, CAT, ANIMAL, ROOT], kind=kind, limit=limit)
+                assert list(top) == sorted({DOG, CAT, ANIMAL, ROOT})
+                for node, ids in top.items():
+                    assert ids == [r.model_id for r in serving(s, node, kind=kind, limit=limit)]
+        assert serving_top(s, []) == {}
+        listed = labelled_models(s)
+    assert [r[0] for r in listed] == [r.id for r in (*m.values(), vlm)]
+    assert [r[1] for r in listed] == ["expert"] * 4 + ["vlm"]
+    assert [r[2] for r in listed] == [("g" * 64, "k" * 64)] * 3 + [None, ("g" * 64, "k" * 64)]
 
 
 def test_republishing_replaces_rows_and_removal_cleans_the_index(store):

@@ -284,6 +284,13 @@ class Hub:
         adapter = families.get(info.family).rebuild(path, info.config,
                                                      [c.name for c in info.classes], info.id,
                                                      info.wnids)
+        if hasattr(adapter, "bind"):  # a synthetic expert runs its source model
+            try:
+                source = self.get(adapter.source_id)
+            except UnknownNameError:
+                raise NotBuiltError(f"model {info.id} is a synthetic copy of {adapter.source_id},"
+                                    f" which is not in this hub") from None
+            adapter.bind(self.load(source.id), source.content_hash)
         if isinstance(adapter, TextTowerMixin):
             from ..text import EmbeddingCache
 

@@ -18,8 +18,9 @@ from . import (  # noqa: E402  (the modules register themselves in ``families``)
     lit,
     onnx,
     open_clip,
+    synthetic,
     torch_safetensors,
 )
 
 __all__ = ["VLM", "Adapter", "Expert", "Packed", "families", "conse", "efficientnet_lite",
-           "hf_clip", "lit", "onnx", "open_clip", "torch_safetensors"]
+           "hf_clip", "lit", "onnx", "open_clip", "synthetic", "torch_safetensors"]

@@ -55,6 +55,22 @@ def upload_hub(hub_view, tmp_path) -> Path:
 
 
 @pytest.fixture
+def upload_tokens(upload_hub) -> dict[str, str]:
+    """One token per role on ``upload_hub``."""
+    return _role_tokens(upload_hub)
+
+
+def _role_tokens(hub: Path) -> dict[str, str]:
+    from mll.hub import Hub
+    from mll.serve.tokens import TokenStore
+
+    with Hub.open(hub, create=False) as h:
+        store = TokenStore(h.store)
+        return {role: store.create(role, f"test {role}")[1]
+                for role in ("reader", "uploader", "admin")}
+
+
+@pytest.fixture
 def tiny_onnx(tmp_path) -> bytes:
     """A tiny real CNN (28x28 gray in, 3 classes out) exported to ONNX."""
     import torch

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from sqlalchemy import update
@@ -22,15 +21,6 @@ def _expire(store, job_id: str) -> None:
     with store.write() as s:
         s.execute(update(JobRow).where(JobRow.id == job_id).values(
             lease_until=datetime.now(UTC) - timedelta(seconds=1)))
-
-
-def _tokens(hub: Path) -> dict[str, str]:
-    from mll.hub import Hub
-    from mll.serve.tokens import TokenStore
-
-    with Hub.open(hub, create=False) as h:
-        store = TokenStore(h.store)
-        return {role: store.create(role)[1] for role in ("reader", "uploader", "admin")}
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -87,7 +77,7 @@ def _safetensors() -> bytes:
     return len(header).to_bytes(8, "little") + header + b"\0\0\0\0"
 
 
-def test_who_may_cancel_and_what_a_queued_cancel_leaves(empty_hub):
+def test_who_may_cancel_and_what_a_queued_cancel_leaves(empty_hub, tokens):
     from fastapi.testclient import TestClient
 
     from mll.hub import Hub
@@ -96,7 +86,6 @@ def test_who_may_cancel_and_what_a_queued_cancel_leaves(empty_hub):
 
     with Hub.open(empty_hub, create=False) as hub:
         other = TokenStore(hub.store).create("uploader", "someone else")[1]
-    tokens = _tokens(empty_hub)
     client = TestClient(create_app(empty_hub, settings=ServeSettings(upload_per_minute=0)))
 
     def upload() -> str:
@@ -132,14 +121,14 @@ def test_who_may_cancel_and_what_a_queued_cancel_leaves(empty_hub):
 
 
 @pytest.mark.slow
-def test_a_running_upload_cancelled_mid_labelling_leaves_nothing(upload_hub, tiny_onnx):
+def test_a_running_upload_cancelled_mid_labelling_leaves_nothing(upload_hub, upload_tokens, tiny_onnx):
     from fastapi.testclient import TestClient
 
     from mll.hub import Hub
     from mll.serve import create_app
     from mll.serve.worker import Worker
 
-    tokens = _tokens(upload_hub)
+    tokens = upload_tokens
     client = TestClient(create_app(upload_hub))
     reader = _bearer(tokens["reader"])
     models_before = client.get("/api/models", headers=reader).json()["models"]

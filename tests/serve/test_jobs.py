@@ -126,15 +126,6 @@ def test_uploads_queue_their_jobs_in_a_postgresql_store(pg_hub, pg_url):
 
 
 # -- uploads on a copy of the quick starter hub ---------------------------------------------------
-def _tokens(hub: Path) -> dict[str, str]:
-    from mll.hub import Hub
-    from mll.serve.tokens import TokenStore
-
-    with Hub.open(hub, create=False) as h:
-        store = TokenStore(h.store)
-        return {role: store.create(role)[1] for role in ("reader", "uploader", "admin")}
-
-
 def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -151,13 +142,13 @@ def _names(answer) -> list[str]:
 
 
 @pytest.mark.slow
-def test_an_upload_becomes_a_labelled_selectable_model_without_a_restart(upload_hub, tiny_onnx):
+def test_an_upload_becomes_a_labelled_selectable_model_without_a_restart(upload_hub, upload_tokens, tiny_onnx):
     from fastapi.testclient import TestClient
 
     from mll.serve import create_app
     from mll.serve.worker import Worker
 
-    tokens = _tokens(upload_hub)
+    tokens = upload_tokens
     client = TestClient(create_app(upload_hub))
     reader = _bearer(tokens["reader"])
     before = client.get("/api/models?concept=sandal", headers=reader)  # labels loaded now
@@ -195,13 +186,13 @@ def test_an_upload_becomes_a_labelled_selectable_model_without_a_restart(upload_
 
 
 @pytest.mark.slow
-def test_a_model_that_fails_its_checks_fails_its_job_and_leaves_nothing(upload_hub):
+def test_a_model_that_fails_its_checks_fails_its_job_and_leaves_nothing(upload_hub, upload_tokens):
     from fastapi.testclient import TestClient
 
     from mll.serve import create_app
     from mll.serve.worker import Worker
 
-    tokens = _tokens(upload_hub)
+    tokens = upload_tokens
     client = TestClient(create_app(upload_hub))
     n_models = len(client.get("/api/models", headers=_bearer(tokens["reader"])).json()["models"])
     job = _upload(client, tokens["uploader"], b"\x08\x01not an onnx graph").json()
@@ -227,14 +218,14 @@ def _wait(predicate, seconds: float, what: str, proc=None) -> None:
 
 
 @pytest.mark.slow
-def test_a_worker_killed_mid_job_leaves_it_to_another_that_resumes(upload_hub, tiny_onnx):
+def test_a_worker_killed_mid_job_leaves_it_to_another_that_resumes(upload_hub, upload_tokens, tiny_onnx):
     from fastapi.testclient import TestClient
 
     from mll.hub import Hub
     from mll.serve import create_app
     from mll.serve.worker import Worker
 
-    tokens = _tokens(upload_hub)
+    tokens = upload_tokens
     client = TestClient(create_app(upload_hub))
     job_id = _upload(client, tokens["uploader"], tiny_onnx).json()["id"]
     env = os.environ | {"PYTHONPATH": os.pathsep.join(sys.path), "MLL_NO_PROGRESS": "1"}
@@ -272,10 +263,10 @@ def test_a_worker_killed_mid_job_leaves_it_to_another_that_resumes(upload_hub, t
 
 
 @pytest.mark.slow
-def test_mll_serve_workers_label_an_upload_over_http(upload_hub, tiny_onnx, tmp_path):
+def test_mll_serve_workers_label_an_upload_over_http(upload_hub, upload_tokens, tiny_onnx, tmp_path):
     import socket
 
-    tokens = _tokens(upload_hub)
+    tokens = upload_tokens
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -315,14 +306,14 @@ def test_mll_serve_workers_label_an_upload_over_http(upload_hub, tiny_onnx, tmp_
 
 @pytest.mark.slow
 @pytest.mark.ray
-def test_a_worker_can_label_on_the_ray_executor(upload_hub, tiny_onnx):
+def test_a_worker_can_label_on_the_ray_executor(upload_hub, upload_tokens, tiny_onnx):
     pytest.importorskip("ray", reason="the Ray executor needs mll[ray]")
     from fastapi.testclient import TestClient
 
     from mll.serve import create_app
     from mll.serve.worker import Worker
 
-    tokens = _tokens(upload_hub)
+    tokens = upload_tokens
     client = TestClient(create_app(upload_hub))
     job_id = _upload(client, tokens["uploader"], tiny_onnx, name="on-ray").json()["id"]
     worker = Worker(upload_hub, executor="ray", lease=20)

@@ -39,10 +39,10 @@ import numpy as np
 from scipy.special import expit, logit
 
 from ..errors import InvalidParameterError, NotBuiltError
+from ..hub.adapters.synthetic import FAMILY
 
 logger = logging.getLogger(__name__)
 
-FAMILY = "synthetic"
 MAX_MODELS = 1_000_000
 SKILL_SD = 0.6  # VLM copies: logit-scale spread of whole-model skill around the real model's
 NODE_SD = 0.3  # VLM copies: logit-scale noise per node

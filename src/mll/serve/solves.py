@@ -26,7 +26,7 @@ from typing import BinaryIO
 
 from .. import limits as _limits
 from .._safepath import create_new
-from ..errors import InvalidParameterError, LimitExceededError, UnknownNameError
+from ..errors import InvalidParameterError, UnknownNameError
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def stage_images(work: Path, files: list[tuple[str, BinaryIO]], max_bytes: int) 
     more images than ``max_solve_images``, is refused.
     """
     from ..reuse.solve import IMAGE_SUFFIXES
-    from .uploads import unpack
+    from .uploads import copy_bounded, unpack
 
     lim = _limits.current()
     if not files:
@@ -81,14 +81,7 @@ def stage_images(work: Path, files: list[tuple[str, BinaryIO]], max_bytes: int) 
         raise InvalidParameterError("send either image files or one .zip of images, not both")
     if zips:
         raw = work / "upload.zip"
-        with create_new(raw) as out:
-            n = 0
-            while block := files[0][1].read(_CHUNK):
-                n += len(block)
-                if n > max_bytes:
-                    raise LimitExceededError(f"the zip is over the limit of "
-                                             f"{max_bytes / 1e6:.1f} MB")
-                out.write(block)
+        copy_bounded(files[0][1], raw, max_bytes, "the zip")
         unpacked = work / "unpacked"
         unpack(raw, unpacked, max_bytes)
         raw.unlink()

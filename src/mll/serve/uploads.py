@@ -55,7 +55,9 @@ def _suffix(filename: str) -> str:
     return suffix
 
 
-def _copy(src: BinaryIO, dest: Path, max_bytes: int, what: str) -> int:
+def copy_bounded(src: BinaryIO, dest: Path, max_bytes: int, what: str) -> int:
+    """Stream ``src`` into the new file ``dest``, refused once it passes ``max_bytes``; returns
+    the bytes written (the sender's declared size is never trusted)."""
     n = 0
     with create_new(dest) as out:
         while block := src.read(_CHUNK):
@@ -64,8 +66,6 @@ def _copy(src: BinaryIO, dest: Path, max_bytes: int, what: str) -> int:
                 raise LimitExceededError(
                     f"{what} is over the upload limit of {max_bytes / 1e6:.1f} MB")
             out.write(block)
-    if n == 0:
-        raise InvalidParameterError(f"{what} is empty; not a model file")
     return n
 
 
@@ -78,7 +78,9 @@ def stage(staging: Path, filename: str, src: BinaryIO, max_bytes: int) -> Path:
     staging.mkdir(parents=True, exist_ok=False)
     try:
         path = staging / f"model{suffix}"
-        _copy(src, path, max_bytes, f"uploaded weights {filename[:80]!r}")
+        what = f"uploaded weights {filename[:80]!r}"
+        if copy_bounded(src, path, max_bytes, what) == 0:
+            raise InvalidParameterError(f"{what} is empty; not a model file")
         try:
             refuse_unsafe(path)
         except UnsafeFormatError as exc:
